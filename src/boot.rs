@@ -1,0 +1,514 @@
+//! The boot as explicit steps, shared by `serve`, `check` and `migrate`:
+//! configuration → dependency checks → schema upgrade → ready.
+//!
+//! Progress is kept in a [`Health`] that the admin API reads for `/readyz`
+//! and that systemd hears about through `STATUS=`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{BootConfig, Config, ConfigError};
+use crate::ops::systemd;
+use crate::retry::{GaveUp, retry};
+use crate::schema::{SchemaError, SchemaReport};
+use crate::stores::{Dependency, ProbeError, ProbeReport, Stores};
+
+/// Exit codes, shared by every command (and listed in `--help`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A generic failure, or `migrate --plan` found pending changes.
+    pub const FAILURE: u8 = 1;
+    pub const BAD_CONFIG: u8 = 2;
+    pub const DEPENDENCY_UNREACHABLE: u8 = 3;
+    pub const DEPENDENCY_UNFIT: u8 = 4;
+    pub const SCHEMA_REFUSED: u8 = 5;
+    pub const CANNOT_LISTEN: u8 = 6;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{dependency} unreachable after {attempts} attempts in {elapsed_secs:.1}s: {error}")]
+    Unreachable {
+        dependency: Dependency,
+        error: ProbeError,
+        attempts: u32,
+        elapsed_secs: f64,
+    },
+    #[error("{dependency} is not usable: {error}")]
+    Unfit {
+        dependency: Dependency,
+        error: ProbeError,
+    },
+    /// A store's settings cannot even build a client (e.g. an unusable URL).
+    #[error("{0}")]
+    Stores(ProbeError),
+    #[error("schema upgrade refused: {0}")]
+    Schema(#[from] SchemaError),
+    #[error("cannot listen on {address} ({what}): {reason}")]
+    Listen {
+        what: &'static str,
+        address: String,
+        reason: String,
+    },
+}
+
+impl BootError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BootError::Config(_) | BootError::Stores(_) => exit::BAD_CONFIG,
+            BootError::Unreachable { .. } => exit::DEPENDENCY_UNREACHABLE,
+            BootError::Unfit { .. } => exit::DEPENDENCY_UNFIT,
+            BootError::Schema(_) => exit::SCHEMA_REFUSED,
+            BootError::Listen { .. } => exit::CANNOT_LISTEN,
+        }
+    }
+
+    fn from_probe(dependency: Dependency, gave_up: GaveUp<ProbeError>) -> Self {
+        match gave_up.error {
+            error @ ProbeError::Unreachable { .. } => BootError::Unreachable {
+                dependency,
+                error,
+                attempts: gave_up.attempts,
+                elapsed_secs: gave_up.elapsed.as_secs_f64(),
+            },
+            error @ ProbeError::Unfit { .. } => BootError::Unfit { dependency, error },
+        }
+    }
+}
+
+/// The boot steps, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Config,
+    Postgres,
+    Mongo,
+    S3,
+    Schema,
+    Listen,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [
+        Step::Config,
+        Step::Postgres,
+        Step::Mongo,
+        Step::S3,
+        Step::Schema,
+        Step::Listen,
+    ];
+
+    pub fn of(dependency: Dependency) -> Step {
+        match dependency {
+            Dependency::Postgres => Step::Postgres,
+            Dependency::Mongo => Step::Mongo,
+            Dependency::S3 => Step::S3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepStatus {
+    pub step: Step,
+    pub state: StepState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The last thing known about one dependency.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DependencyStatus {
+    pub address: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+struct BootState {
+    steps: Vec<StepStatus>,
+    dependencies: BTreeMap<Dependency, DependencyStatus>,
+    booted: bool,
+    schema: Option<SchemaReport>,
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub booted: bool,
+    pub steps: Vec<StepStatus>,
+    pub dependencies: BTreeMap<Dependency, DependencyStatus>,
+}
+
+/// Shared boot progress and dependency health; cheap to clone.
+#[derive(Clone)]
+pub struct Health {
+    state: Arc<RwLock<BootState>>,
+    started: Instant,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Health {
+    pub fn new() -> Self {
+        let steps = Step::ALL
+            .iter()
+            .map(|&step| StepStatus {
+                step,
+                state: StepState::Pending,
+                detail: None,
+            })
+            .collect();
+        Self {
+            state: Arc::new(RwLock::new(BootState {
+                steps,
+                dependencies: BTreeMap::new(),
+                booted: false,
+                schema: None,
+            })),
+            started: Instant::now(),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut BootState) -> R) -> R {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&BootState) -> R) -> R {
+        let guard = self.state.read().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    pub fn set_step(&self, step: Step, state: StepState, detail: Option<String>) {
+        if state == StepState::Running {
+            systemd::status(&format!("boot: {}", step_label(step)));
+        }
+        self.with(|s| {
+            if let Some(entry) = s.steps.iter_mut().find(|e| e.step == step) {
+                entry.state = state;
+                entry.detail = detail;
+            }
+        });
+    }
+
+    pub fn record_ok(&self, dependency: Dependency, report: &ProbeReport) {
+        self.with(|s| {
+            let entry = s.dependencies.entry(dependency).or_default();
+            entry.address = report.address.clone();
+            entry.ok = true;
+            entry.version = report.version.clone().or(entry.version.take());
+            entry.error = None;
+            entry.warnings = report.warnings.clone();
+            entry.checked_at = Some(Utc::now());
+        });
+    }
+
+    pub fn record_ping(
+        &self,
+        dependency: Dependency,
+        address: String,
+        result: &Result<(), ProbeError>,
+    ) {
+        self.with(|s| {
+            let entry = s.dependencies.entry(dependency).or_default();
+            entry.address = address;
+            entry.ok = result.is_ok();
+            entry.error = result.as_ref().err().map(ToString::to_string);
+            entry.checked_at = Some(Utc::now());
+        });
+    }
+
+    pub fn record_schema(&self, report: SchemaReport) {
+        self.with(|s| s.schema = Some(report));
+    }
+
+    pub fn schema(&self) -> Option<SchemaReport> {
+        self.read(|s| s.schema.clone())
+    }
+
+    pub fn set_booted(&self) {
+        self.with(|s| s.booted = true);
+    }
+
+    pub fn is_booted(&self) -> bool {
+        self.read(|s| s.booted)
+    }
+
+    /// Booted and every dependency answered its last check.
+    pub fn is_ready(&self) -> bool {
+        self.read(|s| {
+            s.booted
+                && Dependency::ALL
+                    .iter()
+                    .all(|d| s.dependencies.get(d).is_some_and(|e| e.ok))
+        })
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let ready = self.is_ready();
+        self.read(|s| Readiness {
+            ready,
+            booted: s.booted,
+            steps: s.steps.clone(),
+            dependencies: s.dependencies.clone(),
+        })
+    }
+
+    pub fn dependencies(&self) -> BTreeMap<Dependency, DependencyStatus> {
+        self.read(|s| s.dependencies.clone())
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
+
+fn step_label(step: Step) -> &'static str {
+    match step {
+        Step::Config => "loading configuration",
+        Step::Postgres => "checking PostgreSQL",
+        Step::Mongo => "checking MongoDB",
+        Step::S3 => "checking S3",
+        Step::Schema => "upgrading the schema",
+        Step::Listen => "opening the data API",
+    }
+}
+
+/// One bounded round of probes (`boot.dependency_timeout_secs`), retrying
+/// transient failures with backoff. Unfit servers fail at once.
+pub async fn probe_bounded(
+    stores: &Stores,
+    dependency: Dependency,
+    boot: &BootConfig,
+) -> Result<ProbeReport, BootError> {
+    retry(
+        boot.backoff(),
+        boot.dependency_timeout(),
+        |attempt, error: &ProbeError| {
+            tracing::debug!(%dependency, attempt, %error, "dependency check failed, retrying");
+        },
+        || stores.probe(dependency),
+    )
+    .await
+    .map(|(report, _)| report)
+    .map_err(|gave_up| BootError::from_probe(dependency, gave_up))
+}
+
+/// Probes all three dependencies at once, one bounded round each: what
+/// `check` reports.
+pub async fn probe_all(
+    stores: &Stores,
+    boot: &BootConfig,
+) -> Vec<(Dependency, Result<ProbeReport, BootError>)> {
+    let (pg, mongo, s3) = tokio::join!(
+        probe_bounded(stores, Dependency::Postgres, boot),
+        probe_bounded(stores, Dependency::Mongo, boot),
+        probe_bounded(stores, Dependency::S3, boot),
+    );
+    vec![
+        (Dependency::Postgres, pg),
+        (Dependency::Mongo, mongo),
+        (Dependency::S3, s3),
+    ]
+}
+
+/// Waits for one dependency the way `serve` does: round after round until it
+/// answers (an unreachable database may come up later), recording every
+/// failed round in `health`. An unfit server ends the boot.
+pub async fn wait_for(
+    stores: &Stores,
+    dependency: Dependency,
+    boot: &BootConfig,
+    health: &Health,
+) -> Result<ProbeReport, BootError> {
+    let step = Step::of(dependency);
+    health.set_step(step, StepState::Running, None);
+    loop {
+        match probe_bounded(stores, dependency, boot).await {
+            Ok(report) => {
+                health.record_ok(dependency, &report);
+                health.set_step(step, StepState::Done, report.version.clone());
+                for warning in &report.warnings {
+                    tracing::warn!(%dependency, "{warning}");
+                }
+                tracing::info!(%dependency, address = %report.address, version = ?report.version, "dependency ready");
+                return Ok(report);
+            }
+            Err(error @ BootError::Unreachable { .. }) => {
+                let message = error.to_string();
+                tracing::warn!(%dependency, "{message}; still waiting");
+                health.record_ping(
+                    dependency,
+                    stores.address(dependency),
+                    &Err(probe_error(&error)),
+                );
+                health.set_step(step, StepState::Running, Some(message));
+                systemd::status(&format!("boot: waiting for {dependency}"));
+            }
+            Err(error) => {
+                health.set_step(step, StepState::Failed, Some(error.to_string()));
+                return Err(error);
+            }
+        }
+    }
+}
+
+fn probe_error(error: &BootError) -> ProbeError {
+    match error {
+        BootError::Unreachable { error, .. }
+        | BootError::Unfit { error, .. }
+        | BootError::Stores(error) => error.clone(),
+        other => ProbeError::Unfit {
+            check: "boot",
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Waits for all three dependencies (concurrently), then upgrades the schema.
+pub async fn prepare_stores(
+    config: &Config,
+    stores: &Stores,
+    health: &Health,
+) -> Result<SchemaReport, BootError> {
+    let boot = &config.boot;
+    let (pg, mongo, s3) = tokio::join!(
+        wait_for(stores, Dependency::Postgres, boot, health),
+        wait_for(stores, Dependency::Mongo, boot, health),
+        wait_for(stores, Dependency::S3, boot, health),
+    );
+    pg?;
+    mongo?;
+    s3?;
+
+    health.set_step(Step::Schema, StepState::Running, None);
+    let progress = |line: &str| tracing::info!("schema: {line}");
+    match crate::schema::upgrade(stores, config, &progress).await {
+        Ok(report) => {
+            for warning in &report.warnings {
+                tracing::warn!("schema: {warning}");
+            }
+            let detail = format!("{} change(s) applied", report.applied.len());
+            health.set_step(Step::Schema, StepState::Done, Some(detail));
+            health.record_schema(report.clone());
+            Ok(report)
+        }
+        Err(error) => {
+            health.set_step(Step::Schema, StepState::Failed, Some(error.to_string()));
+            Err(error.into())
+        }
+    }
+}
+
+/// Re-checks the dependencies every `boot.health_interval_secs` for as long
+/// as the server runs, so `/readyz` turns 503 when one goes away and 200
+/// again when it comes back.
+pub fn spawn_health_monitor(
+    stores: Stores,
+    boot: BootConfig,
+    health: Health,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker =
+            tokio::time::interval(std::time::Duration::from_secs(boot.health_interval_secs));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let (pg, mongo, s3) = tokio::join!(
+                stores.ping(Dependency::Postgres),
+                stores.ping(Dependency::Mongo),
+                stores.ping(Dependency::S3),
+            );
+            for (dependency, result) in [
+                (Dependency::Postgres, pg),
+                (Dependency::Mongo, mongo),
+                (Dependency::S3, s3),
+            ] {
+                let was_ok = health.dependencies().get(&dependency).is_some_and(|d| d.ok);
+                match (&result, was_ok) {
+                    (Err(e), true) => {
+                        tracing::warn!(%dependency, error = %e, "dependency lost; not ready")
+                    }
+                    (Ok(()), false) => tracing::info!(%dependency, "dependency back"),
+                    _ => {}
+                }
+                health.record_ping(dependency, stores.address(dependency), &result);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_boot_and_every_dependency() {
+        let health = Health::new();
+        assert!(!health.is_ready());
+        for d in Dependency::ALL {
+            health.record_ping(d, "x".into(), &Ok(()));
+        }
+        assert!(!health.is_ready(), "not booted yet");
+        health.set_booted();
+        assert!(health.is_ready());
+        let lost = Err(ProbeError::Unreachable {
+            check: "reachable",
+            address: "x".into(),
+            cause: "refused".into(),
+        });
+        health.record_ping(Dependency::Mongo, "x".into(), &lost);
+        assert!(!health.is_ready());
+        let readiness = health.readiness();
+        assert!(
+            readiness.dependencies[&Dependency::Mongo]
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("refused")
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let codes = [
+            exit::OK,
+            exit::FAILURE,
+            exit::BAD_CONFIG,
+            exit::DEPENDENCY_UNREACHABLE,
+            exit::DEPENDENCY_UNFIT,
+            exit::SCHEMA_REFUSED,
+            exit::CANNOT_LISTEN,
+        ];
+        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len());
+    }
+}

@@ -1,0 +1,13 @@
+//! `strata token new`
+
+use crate::api::auth::new_token;
+use crate::boot::exit;
+
+pub fn new() -> u8 {
+    let (token, hash) = new_token();
+    // The token goes to stdout once, for the operator to hand to clients; it
+    // is never stored by strata.
+    println!("token:  {token}");
+    println!("config: token_sha256 = \"{hash}\"   # in [admin] of strata.toml");
+    exit::OK
+}

@@ -1,0 +1,9 @@
+pub mod api;
+pub mod boot;
+pub mod cli;
+pub mod config;
+pub mod ops;
+pub mod retry;
+pub mod schema;
+pub mod stores;
+pub mod version;

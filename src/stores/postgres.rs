@@ -1,0 +1,253 @@
+//! PostgreSQL: a pooled handle for serving (possibly through PgBouncer in
+//! transaction mode) and a direct connection for migrations.
+//!
+//! Behind PgBouncer's transaction pooling, named prepared statements and
+//! unnamed statements outside a transaction both break (the server session
+//! changes between statements). So the pooled path never caches statements
+//! and runs every unit of work inside one explicit transaction, which is
+//! also where the tenant setting for row-level security lives.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres as Pg, Transaction};
+
+use super::{ProbeError, ProbeReport};
+use crate::config::{PostgresConfig, SecretUrl};
+
+/// The oldest server strata runs on (`server_version_num`).
+pub const MIN_SERVER_VERSION_NUM: i32 = 160_000;
+
+#[derive(Clone)]
+pub struct Postgres {
+    pool: PgPool,
+    direct: PgConnectOptions,
+    pooled_address: String,
+    direct_address: String,
+    pgbouncer: bool,
+    separate_direct: bool,
+}
+
+impl Postgres {
+    /// Builds the (lazy) pool and the direct options; no I/O happens here.
+    pub fn new(config: &PostgresConfig) -> Result<Self, ProbeError> {
+        let timeout = Duration::from_secs(config.connect_timeout_secs);
+        let pooled = connect_options(&config.url, "postgres.url", config.pgbouncer)?;
+        let direct_url = config.migration_url();
+        let direct = connect_options(direct_url, "postgres.direct_url", false)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(pooled);
+        Ok(Self {
+            pool,
+            direct,
+            pooled_address: config.url.address(),
+            direct_address: direct_url.address(),
+            pgbouncer: config.pgbouncer,
+            separate_direct: config.direct_url.is_some(),
+        })
+    }
+
+    pub fn address(&self) -> String {
+        if self.separate_direct {
+            format!("{} (direct {})", self.pooled_address, self.direct_address)
+        } else {
+            self.pooled_address.clone()
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Starts the transaction that carries one unit of work.
+    pub async fn begin(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// A query fit for the pooled path: never a named, cached statement when
+    /// PgBouncer sits in between.
+    pub fn query<'q>(&self, sql: impl sqlx::SqlSafeStr) -> sqlx::query::Query<'q, Pg, PgArguments> {
+        sqlx::query(sql).persistent(!self.pgbouncer)
+    }
+
+    /// A typed query for the pooled path; see [`Postgres::query`].
+    pub fn query_as<'q, O>(
+        &self,
+        sql: impl sqlx::SqlSafeStr,
+    ) -> sqlx::query::QueryAs<'q, Pg, O, PgArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        sqlx::query_as(sql).persistent(!self.pgbouncer)
+    }
+
+    /// A session on the direct URL, for migrations and their advisory lock.
+    pub async fn connect_direct(&self) -> Result<PgConnection, sqlx::Error> {
+        PgConnection::connect_with(&self.direct).await
+    }
+
+    pub async fn probe(&self) -> Result<ProbeReport, ProbeError> {
+        let mut report = ProbeReport::new(self.address());
+
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        let (version_num, version, user, bypasses_rls): (i32, String, String, bool) = self
+            .query_as(
+                "SELECT current_setting('server_version_num')::int4, \
+                        current_setting('server_version'), \
+                        current_user::text, \
+                        (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        let via = if self.pgbouncer {
+            " through PgBouncer"
+        } else {
+            ""
+        };
+        report.passed(
+            "reachable",
+            format!("{}{via} as {user}", self.pooled_address),
+        );
+        check_version(version_num, &version)?;
+        report.version = Some(version.clone());
+        report.passed("version", format!("PostgreSQL {version} (>= 16)"));
+        if bypasses_rls {
+            return Err(ProbeError::Unfit {
+                check: "serving_role",
+                reason: format!(
+                    "role {user} of postgres.url is a superuser or has BYPASSRLS, so row-level \
+                     security would not isolate tenants; serve with an ordinary role"
+                ),
+            });
+        }
+        report.passed(
+            "serving_role",
+            format!("{user} is subject to row-level security"),
+        );
+
+        let mut direct = self
+            .connect_direct()
+            .await
+            .map_err(|e| classify("direct", &self.direct_address, e))?;
+        let (direct_version_num, direct_version, direct_user, can_create): (
+            i32,
+            String,
+            String,
+            bool,
+        ) = sqlx::query_as(
+            "SELECT current_setting('server_version_num')::int4, \
+                        current_setting('server_version'), \
+                        current_user::text, \
+                        has_database_privilege(current_database(), 'CREATE')",
+        )
+        .fetch_one(&mut direct)
+        .await
+        .map_err(|e| classify("direct", &self.direct_address, e))?;
+        // Best effort: the probe has its answer either way.
+        let _ = direct.close().await;
+        check_version(direct_version_num, &direct_version)?;
+        report.passed(
+            "direct",
+            format!("{} as {direct_user}", self.direct_address),
+        );
+        if !can_create {
+            return Err(ProbeError::Unfit {
+                check: "privileges",
+                reason: format!(
+                    "role {direct_user} of the migration URL lacks CREATE on the database; \
+                     migrations need it (grant it or make the role the database owner)"
+                ),
+            });
+        }
+        report.passed(
+            "privileges",
+            format!("{direct_user} may create schema objects"),
+        );
+        Ok(report)
+    }
+
+    pub async fn ping(&self) -> Result<(), ProbeError> {
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        self.query("SELECT 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        Ok(())
+    }
+}
+
+fn connect_options(
+    url: &SecretUrl,
+    key: &'static str,
+    pgbouncer: bool,
+) -> Result<PgConnectOptions, ProbeError> {
+    // sqlx's parse error may quote the URL, so it is not passed on.
+    let options = PgConnectOptions::from_str(url.expose()).map_err(|_| ProbeError::Unfit {
+        check: "config",
+        reason: format!("{key} is not a usable PostgreSQL URL: {url}"),
+    })?;
+    let options = options.application_name("strata");
+    Ok(if pgbouncer {
+        options.statement_cache_capacity(0)
+    } else {
+        options
+    })
+}
+
+fn check_version(version_num: i32, version: &str) -> Result<(), ProbeError> {
+    if version_num < MIN_SERVER_VERSION_NUM {
+        return Err(ProbeError::Unfit {
+            check: "version",
+            reason: format!("PostgreSQL {version} is too old: strata needs 16 or newer"),
+        });
+    }
+    Ok(())
+}
+
+/// Sorts a driver error into "try again" and "fix something first".
+fn classify(check: &'static str, address: &str, error: sqlx::Error) -> ProbeError {
+    let unreachable = |cause: String| ProbeError::Unreachable {
+        check,
+        address: address.to_string(),
+        cause,
+    };
+    match &error {
+        sqlx::Error::Io(e) => unreachable(e.to_string()),
+        sqlx::Error::Tls(e) => unreachable(format!("TLS: {e}")),
+        sqlx::Error::PoolTimedOut => unreachable("timed out connecting".into()),
+        sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => unreachable(error.to_string()),
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // 57P0x: shutting down / starting up / cannot connect now;
+            // 53300: too many connections; 08xxx: connection exceptions.
+            if code.starts_with("57P") || code == "53300" || code.starts_with("08") {
+                unreachable(format!("{} (SQLSTATE {code})", db.message()))
+            } else {
+                ProbeError::Unfit {
+                    check,
+                    reason: format!("{address}: {} (SQLSTATE {code})", db.message()),
+                }
+            }
+        }
+        other => ProbeError::Unfit {
+            check,
+            reason: format!("{address}: {other}"),
+        },
+    }
+}
