@@ -310,6 +310,7 @@ CREATE TABLE usage_events (
     CONSTRAINT usage_events_activity_fkey FOREIGN KEY (tenant_id, activity_id)
         REFERENCES activities (tenant_id, id)
 );
+CREATE INDEX usage_events_tenant_ref_idx ON usage_events (tenant_id, ref_id) WHERE deleted_on IS NULL;
 -- Monthly aggregation: `WHERE tenant_id = $1 AND occurred_on >= $month
 -- AND occurred_on < $next GROUP BY metric` is a range scan of this index,
 -- and INCLUDE (quantity) makes the sum an index-only scan.

@@ -49,7 +49,9 @@ pub fn deps() -> &'static Deps {
         pg_owner_url: var("STRATA_TEST_PG_OWNER_URL"),
         pg_app_user: var("STRATA_TEST_PG_APP_USER"),
         pg_app_password: var("STRATA_TEST_PG_APP_PASSWORD"),
-        pg_port: var("STRATA_TEST_PG_PORT").parse().expect("STRATA_TEST_PG_PORT is a port"),
+        pg_port: var("STRATA_TEST_PG_PORT")
+            .parse()
+            .expect("STRATA_TEST_PG_PORT is a port"),
         pgbouncer_port: var("STRATA_TEST_PGBOUNCER_PORT")
             .parse()
             .expect("STRATA_TEST_PGBOUNCER_PORT is a port"),
@@ -173,7 +175,8 @@ impl Fixture {
         let d = deps();
         let mut config = Config::default();
         config.postgres.url = SecretUrl::parse(&self.pooled_url()).expect("pooled url");
-        config.postgres.direct_url = Some(SecretUrl::parse(&self.direct_url()).expect("direct url"));
+        config.postgres.direct_url =
+            Some(SecretUrl::parse(&self.direct_url()).expect("direct url"));
         config.postgres.pgbouncer = true;
         config.mongo.url = SecretUrl::parse(&d.mongo_url).expect("mongo url");
         config.mongo.database = self.mongo_database.clone();
@@ -209,7 +212,10 @@ pub fn strata_command(args: &[&str]) -> Command {
             command.env_remove(&key);
         }
     }
-    command.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC").env_remove("RUST_LOG");
+    command
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("RUST_LOG");
     command
 }
 
@@ -221,7 +227,11 @@ pub fn with_database(url: &str, database: &str) -> String {
 
 /// Runs a command to completion; stdout and stderr as text.
 pub fn run(mut command: Command) -> (Option<i32>, String, String) {
-    let Output { status, stdout, stderr } = command.output().expect("run strata");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("run strata");
     (
         status.code(),
         String::from_utf8_lossy(&stdout).into_owned(),

@@ -30,7 +30,9 @@ impl Relay {
 
     pub async fn start(&mut self) {
         assert!(self.running.is_none(), "relay already started");
-        let listener = TcpListener::bind(self.addr()).await.expect("bind the relay port");
+        let listener = TcpListener::bind(self.addr())
+            .await
+            .expect("bind the relay port");
         let target = self.target;
         self.running = Some(tokio::spawn(async move {
             // Owning the connections here means aborting this task cuts them all.

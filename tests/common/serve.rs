@@ -18,7 +18,11 @@ pub struct Served {
 
 impl Served {
     /// Starts `command` (a `strata serve`) with NOTIFY_SOCKET set.
-    pub fn start(mut command: Command, admin: std::net::SocketAddr, api: std::net::SocketAddr) -> Served {
+    pub fn start(
+        mut command: Command,
+        admin: std::net::SocketAddr,
+        api: std::net::SocketAddr,
+    ) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
