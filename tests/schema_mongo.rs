@@ -196,8 +196,11 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("from 30 days to 45 days"), "{out}");
 
+    let (token, hash) = strata::api::auth::new_token();
     let mut serve = fixture.strata(&["serve"]);
-    serve.env("STRATA_MONGO__TOOL_CALL_LOGS_TTL_DAYS", "45");
+    serve
+        .env("STRATA_MONGO__TOOL_CALL_LOGS_TTL_DAYS", "45")
+        .env("STRATA_ADMIN__TOKEN_SHA256", &hash);
     let mut served = common::serve::Served::start(serve, fixture.admin_addr(), fixture.api_addr());
     assert!(
         served.wait_notification("READY=1", Duration::from_secs(60)),
@@ -309,8 +312,9 @@ async fn the_skills_text_index_is_built_where_the_server_can() {
         "{:?}",
         plan.steps()
     );
-    let (_, warnings) = mongo::apply(db, &plan, &|_| {}).await.expect("apply");
-    assert!(warnings.is_empty(), "{warnings:?}");
+    let applied = mongo::apply(db, &plan, &|_| {}).await.expect("apply");
+    assert!(applied.warnings.is_empty(), "{:?}", applied.warnings);
+    assert_eq!(applied.text_search, Some(true));
     let recorded = db
         .collection::<Document>(mongo::META_COLLECTION)
         .find_one(doc! { "_id": "capabilities" })

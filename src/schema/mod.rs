@@ -292,33 +292,18 @@ async fn apply_locked(
     // Another instance may have upgraded while this one waited.
     let plan = plan_all(stores, config, direct, shipped).await?;
     let mut applied = postgres::apply(direct, &plan.postgres, progress).await?;
-    let (mongo_done, warnings) =
-        mongo::apply(stores.mongo.database(), &plan.mongo, progress).await?;
-    applied.extend(mongo_done);
+    let mongo = mongo::apply(stores.mongo.database(), &plan.mongo, progress).await?;
+    applied.extend(mongo.done);
     applied.extend(s3::apply(&stores.s3, &plan.s3, progress).await?);
-    let text_search = if plan
-        .mongo
-        .actions
-        .iter()
-        .any(|a| matches!(a, mongo::Action::CreateIndex { text: true, .. }))
-    {
-        Some(
-            !warnings
-                .iter()
-                .any(|w| w.contains("cannot build text indexes")),
-        )
-    } else {
-        plan.mongo.text_search
-    };
     Ok(SchemaReport {
         applied,
-        warnings,
+        warnings: mongo.warnings,
         locked: true,
         postgres_version: shipped
             .migrations
             .last()
             .map_or(plan.postgres.database_version, |m| m.version),
-        text_search,
+        text_search: mongo.text_search,
         took_ms: 0,
     })
 }

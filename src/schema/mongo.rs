@@ -573,15 +573,26 @@ fn diff_indexes(
     Ok(())
 }
 
-/// Applies a plan computed under the schema lock. Returns one line per
-/// change, and the warnings (e.g. text indexes unavailable).
+/// What [`apply`] did.
+#[derive(Debug, Clone, Default)]
+pub struct MongoApplied {
+    /// One line per change.
+    pub done: Vec<String>,
+    /// E.g. text indexes unavailable.
+    pub warnings: Vec<String>,
+    /// What is known about text search after applying.
+    pub text_search: Option<bool>,
+}
+
+/// Applies a plan computed under the schema lock.
 pub async fn apply(
     db: &Database,
     plan: &MongoPlan,
     progress: &(dyn Fn(&str) + Send + Sync),
-) -> Result<(Vec<String>, Vec<String>), SchemaError> {
+) -> Result<MongoApplied, SchemaError> {
     let mut done = Vec::new();
     let mut warnings = plan.warnings.clone();
+    let mut text_search = plan.text_search;
     for action in &plan.actions {
         let line = format!("mongo: {action}");
         progress(&line);
@@ -646,6 +657,7 @@ pub async fn apply(
                     let warning = text_warning(&cap);
                     progress(&warning);
                     warnings.push(warning);
+                    text_search = Some(false);
                     continue;
                 }
                 if *text {
@@ -655,6 +667,7 @@ pub async fn apply(
                         reason: "text index built".into(),
                     };
                     record_text_capability(db, &cap).await?;
+                    text_search = Some(true);
                 }
             }
             Action::SetTtl {
@@ -690,7 +703,11 @@ pub async fn apply(
         }
         done.push(line);
     }
-    Ok((done, warnings))
+    Ok(MongoApplied {
+        done,
+        warnings,
+        text_search,
+    })
 }
 
 /// Builds a minimal text index on a throwaway collection.
