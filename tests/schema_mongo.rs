@@ -216,6 +216,32 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
         5,
         "documents survive"
     );
+
+    // /admin/status reports what the boot did, and the capability warning.
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/admin/status", served.admin))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    let schema = &status["schema"];
+    assert_eq!(schema["text_search"], false, "{status}");
+    let applied = schema["applied"].as_array().cloned().unwrap_or_default();
+    assert_eq!(applied.len(), 1, "{status}");
+    assert!(
+        applied[0].as_str().unwrap_or("").contains("45 days"),
+        "{status}"
+    );
+    let warnings = schema["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("text indexes")),
+        "{status}"
+    );
     served.stop();
 }
 
