@@ -339,7 +339,9 @@ pub async fn unlock(conn: &mut PgConnection) -> Result<(), SchemaError> {
 
 /// Applies `plan` (computed under the lock) in ONE transaction: either the
 /// database reaches the binary's version with all grants, or nothing
-/// changes and the previous binary still runs on it.
+/// changes and the previous binary still runs on it. (So a migration
+/// cannot use statements that refuse a transaction block, such as
+/// `CREATE INDEX CONCURRENTLY`; none needs to yet.)
 pub async fn apply(
     conn: &mut PgConnection,
     plan: &PgPlan,
