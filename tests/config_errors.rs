@@ -24,6 +24,12 @@ fn strata_with(file: &tempfile::NamedTempFile, args: &[&str]) -> (Option<i32>, S
     run(strata_command(&all))
 }
 
+/// `config show` output: a comment header, then TOML.
+fn parse_shown(stdout: &str) -> toml::Value {
+    let body: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('#')).collect();
+    toml::from_str(&body.join("\n")).expect("config show prints TOML")
+}
+
 #[test]
 fn unknown_key_is_bad_config_naming_the_key() {
     let file = config_file("[postgres]\npool_sise = 3\n");
@@ -125,14 +131,7 @@ fn config_show_redacts_every_secret() {
     // What is not secret is shown, so the output is useful.
     assert!(stdout.contains("db:6432"), "{stdout}");
     assert!(stdout.contains("AKIDEXAMPLE"), "{stdout}");
-    let shown: toml::Value = toml::from_str(
-        &stdout
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .expect("config show prints TOML");
+    let shown = parse_shown(&stdout);
     assert_eq!(shown["postgres"]["pgbouncer"].as_bool(), Some(true));
 }
 
@@ -145,14 +144,7 @@ fn example_config_is_valid_and_documents_every_key() {
     // Every key of the effective configuration appears in the example.
     let text = std::fs::read_to_string(example).expect("read config.example.toml");
     let (_, shown, _) = run(strata_command(&["config", "show"]));
-    let shown: toml::Value = toml::from_str(
-        &shown
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .expect("TOML");
+    let shown = parse_shown(&shown);
     for (section, keys) in shown.as_table().expect("table") {
         assert!(
             text.contains(&format!("[{section}]")),
