@@ -203,6 +203,40 @@ impl Fixture {
     }
 }
 
+/// Removes the test's PostgreSQL and MongoDB databases, so repeated runs
+/// do not pile them up on the shared servers. Best effort: a failure here
+/// must not hide the test's own result. (Buckets stay: the contracts bucket
+/// may hold COMPLIANCE-locked objects; radosgw's memstore forgets them at
+/// the next `scripts/deps up`.)
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let pg_database = self.pg_database.clone();
+        let mongo_database = self.mongo_database.clone();
+        // Drop may run inside a test's runtime: clean up on a thread of our own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&deps().pg_superuser_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{pg_database}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                    let _ = admin.close().await;
+                }
+                if let Ok(client) = mongodb::Client::with_uri_str(&deps().mongo_url).await {
+                    let _ = client.database(&mongo_database).drop().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 /// The strata binary with every inherited `STRATA_*` setting removed.
 pub fn strata_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
