@@ -249,10 +249,7 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
 async fn a_changed_index_is_built_under_its_new_name_before_the_old_is_dropped() {
     let fixture = common::Fixture::new("mongoidx").await;
     let config = fixture.config();
-    let stores = Stores::new(&config).await.expect("stores");
-    strata::schema::upgrade(&stores, &config, &|_| {})
-        .await
-        .expect("migrate");
+    let stores = fixture.migrated_stores().await;
     let db = stores.mongo.database();
     let mut defs: Vec<CollectionDef> = mongo::definitions().expect("definitions");
 

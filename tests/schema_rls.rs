@@ -7,7 +7,6 @@
 mod common;
 
 use sqlx::{Connection, PgConnection};
-use strata::stores::Stores;
 use strata::stores::postgres::Postgres;
 use uuid::Uuid;
 
@@ -94,11 +93,7 @@ async fn seed(fixture: &common::Fixture, pg: &Postgres) -> (Uuid, Uuid) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_sees_and_changes_only_its_own_rows() {
     let fixture = common::Fixture::new("rls").await;
-    let config = fixture.config();
-    let stores = Stores::new(&config).await.expect("stores");
-    strata::schema::upgrade(&stores, &config, &|_| {})
-        .await
-        .expect("migrate");
+    let stores = fixture.migrated_stores().await;
     let pg = &stores.postgres;
     let (a, b) = seed(&fixture, pg).await;
 
@@ -226,11 +221,7 @@ async fn a_tenant_sees_and_changes_only_its_own_rows() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_tenant_nothing_is_visible_and_nothing_leaks() {
     let fixture = common::Fixture::new("rlsnone").await;
-    let config = fixture.config();
-    let stores = Stores::new(&config).await.expect("stores");
-    strata::schema::upgrade(&stores, &config, &|_| {})
-        .await
-        .expect("migrate");
+    let stores = fixture.migrated_stores().await;
     let pg = &stores.postgres;
     let (a, _) = seed(&fixture, pg).await;
 
@@ -324,11 +315,7 @@ async fn without_a_tenant_nothing_is_visible_and_nothing_leaks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_active_strategy_per_tenant_and_accepted_contracts_are_immutable() {
     let fixture = common::Fixture::new("rlsrules").await;
-    let config = fixture.config();
-    let stores = Stores::new(&config).await.expect("stores");
-    strata::schema::upgrade(&stores, &config, &|_| {})
-        .await
-        .expect("migrate");
+    let stores = fixture.migrated_stores().await;
     let pg = &stores.postgres;
     let (a, _) = seed(&fixture, pg).await;
 

@@ -195,6 +195,16 @@ impl Fixture {
         config
     }
 
+    /// Library handles to this fixture's stores, upgraded to the embedded schema.
+    pub async fn migrated_stores(&self) -> strata::stores::Stores {
+        let config = self.config();
+        let stores = strata::stores::Stores::new(&config).await.expect("stores");
+        strata::schema::upgrade(&stores, &config, &|_| {})
+            .await
+            .expect("migrate");
+        stores
+    }
+
     /// `strata ARGS` with this fixture's settings (and no others).
     pub fn strata(&self, args: &[&str]) -> Command {
         let mut command = strata_command(args);
