@@ -825,6 +825,15 @@ mod tests {
     use super::*;
     use figment::Jail;
 
+    /// A jail with no inherited environment: the test suite itself runs
+    /// with STRATA_* settings exported.
+    fn in_jail(f: impl FnOnce(&mut Jail) -> figment::error::Result<()>) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            f(jail)
+        });
+    }
+
     fn load_in_jail(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
         let source = match file {
             Some(contents) => {
@@ -849,7 +858,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_admin_is_loopback() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             let config = load_in_jail(jail, None).map_err(|e| e.to_string())?;
             assert!(config.admin.listen.ip().is_loopback());
             assert_eq!(config.postgres.pool_size, 16);
@@ -860,7 +869,7 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_env_overrides_file() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_POSTGRES__POOL_SIZE", "42");
             jail.set_env("STRATA_LOG__FORMAT", "json");
             let config = load_in_jail(
@@ -882,7 +891,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_source() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             let err =
                 load_in_jail(jail, Some("[postgres]\npool_sise = 3\n")).expect_err("unknown key");
             let keys = invalid_keys(err);
@@ -894,7 +903,7 @@ mod tests {
 
     #[test]
     fn unknown_env_key_is_named() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_MONGO__DATABSE", "x");
             let keys = invalid_keys(load_in_jail(jail, None).expect_err("unknown key"));
             assert_eq!(keys[0].key, "mongo.databse");
@@ -904,7 +913,7 @@ mod tests {
 
     #[test]
     fn wrong_type_names_key() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             let keys = invalid_keys(
                 load_in_jail(jail, Some("[postgres]\npool_size = \"many\"\n"))
                     .expect_err("wrong type"),
@@ -925,7 +934,7 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_key_and_env_source() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_POSTGRES__URL", "mysql://u:p@h/db");
             jail.set_env("STRATA_POSTGRES__POOL_SIZE", "0");
             let keys = invalid_keys(load_in_jail(jail, None).expect_err("bad values"));
@@ -942,7 +951,7 @@ mod tests {
 
     #[test]
     fn reserved_env_variables_are_not_config_keys() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_CONFIG", "/etc/strata/other.toml");
             jail.set_env("STRATA_TEST_PG_PORT", "1");
             load_in_jail(jail, None).map_err(|e| e.to_string())?;
@@ -952,7 +961,7 @@ mod tests {
 
     #[test]
     fn admin_token_hash_must_be_a_hash() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_ADMIN__TOKEN_SHA256", "plain-token-by-mistake");
             let keys = invalid_keys(load_in_jail(jail, None).expect_err("not a hash"));
             assert_eq!(keys[0].key, "admin.token_sha256");
@@ -963,7 +972,7 @@ mod tests {
 
     #[test]
     fn pgbouncer_requires_direct_url() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_POSTGRES__PGBOUNCER", "true");
             let keys = invalid_keys(load_in_jail(jail, None).expect_err("missing direct url"));
             assert_eq!(keys[0].key, "postgres.direct_url");
@@ -973,7 +982,7 @@ mod tests {
 
     #[test]
     fn numeric_looking_secret_from_env_is_a_string() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env("STRATA_S3__ACCESS_KEY_ID", "12345");
             jail.set_env("STRATA_S3__SECRET_ACCESS_KEY", "67890");
             let config = load_in_jail(jail, None).map_err(|e| e.to_string())?;
@@ -985,7 +994,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug_and_toml() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             jail.set_env(
                 "STRATA_POSTGRES__URL",
                 "postgres://app:hunter2pw@db:5432/strata?password=qpw",
@@ -1008,7 +1017,7 @@ mod tests {
 
     #[test]
     fn wrong_typed_secret_is_not_echoed() {
-        Jail::expect_with(|jail| {
+        in_jail(|jail| {
             let err = load_in_jail(
                 jail,
                 Some("[s3]\nsecret_access_key = [\"topsecretvalue\"]\n"),

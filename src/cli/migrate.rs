@@ -1,9 +1,154 @@
-//! `strata migrate [--plan]` (filled in by the schema work)
+//! `strata migrate [--plan]`: upgrade the schema of all three stores and
+//! exit (package post-install, Ansible), or only show what would change.
 
-use crate::boot::exit;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::boot::{self, exit};
 use crate::config::Config;
+use crate::schema::{self, SchemaPlan};
+use crate::stores::Stores;
 
-pub async fn run(_config: Config, _plan: bool) -> u8 {
-    eprintln!("strata: migrate is not implemented yet");
-    exit::FAILURE
+pub async fn run(config: Config, plan_only: bool) -> u8 {
+    let stores = match Stores::new(&config).await {
+        Ok(stores) => stores,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    for (_, result) in boot::probe_all(&stores, &config.boot).await {
+        if let Err(e) = result {
+            eprintln!("strata: {e}");
+            return e.exit_code();
+        }
+    }
+    let plan = match schema::plan(&stores, &config).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("strata: schema upgrade refused: {e}");
+            return exit::SCHEMA_REFUSED;
+        }
+    };
+    if plan_only {
+        print_plan(&plan);
+        return if plan.is_empty() {
+            exit::OK
+        } else {
+            exit::FAILURE
+        };
+    }
+    if plan.is_empty() {
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!(
+            "schema up to date (postgres version {}); nothing to do",
+            plan.postgres_version
+        );
+        return exit::OK;
+    }
+
+    let progress = Progress::new(plan.len());
+    let report = schema::upgrade(&stores, &config, &|line: &str| progress.step(line)).await;
+    progress.finish();
+    match report {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "schema upgraded: {} change(s) in {} ms (postgres version {})",
+                report.applied.len(),
+                report.took_ms,
+                report.postgres_version
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("strata: schema upgrade refused: {e}");
+            exit::SCHEMA_REFUSED
+        }
+    }
+}
+
+fn print_plan(plan: &SchemaPlan) {
+    let pg_header = format!(
+        "postgres (database at version {}, this binary ships {})",
+        plan.postgres_version, plan.postgres_binary_version
+    );
+    for (header, steps) in [
+        (pg_header.as_str(), &plan.postgres),
+        ("mongo", &plan.mongo),
+        ("s3", &plan.s3),
+    ] {
+        println!("{header}:");
+        if steps.is_empty() {
+            println!("  up to date");
+        }
+        for step in steps {
+            println!("  - {step}");
+        }
+    }
+    for warning in &plan.warnings {
+        println!("warning: {warning}");
+    }
+    if plan.is_empty() {
+        println!("nothing pending");
+    } else {
+        println!("{} change(s) pending", plan.len());
+    }
+}
+
+/// A line per step; on a terminal, a bar redrawn in place.
+struct Progress {
+    total: usize,
+    done: AtomicUsize,
+    bar: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total: total.max(1),
+            done: AtomicUsize::new(0),
+            bar: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn step(&self, line: &str) {
+        // Lock and capability lines are not plan steps.
+        let counts = !line.starts_with("taking") && !line.contains("cannot build");
+        let done = if counts {
+            self.done.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.done.load(Ordering::Relaxed)
+        }
+        .min(self.total);
+        if self.bar {
+            const WIDTH: usize = 24;
+            let filled = done * WIDTH / self.total;
+            let mut text: String = line.chars().take(70).collect();
+            if text.len() < line.len() {
+                text.push('…');
+            }
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{}{}] {done}/{} {text}",
+                "#".repeat(filled),
+                "-".repeat(WIDTH - filled),
+                self.total
+            );
+            let _ = err.flush();
+        } else {
+            println!("[{done}/{}] {line}", self.total);
+        }
+    }
+
+    fn finish(&self) {
+        if self.bar {
+            eprintln!();
+        }
+    }
 }

@@ -1,7 +1,26 @@
-//! The schema of the three stores, embedded as data, and the reconcilers
-//! that bring a store up to it. (Placeholder API: the schema issue fills it.)
+//! The schema of the three stores, embedded as data (`migrations/`), and
+//! the reconcilers that bring a store up to it:
+//!
+//! * [`postgres`]: SQL migrations, checksummed, applied in one transaction,
+//!   plus the serving role's grants;
+//! * [`mongo`]: collections, validators and indexes (TTL, text);
+//! * [`s3`]: buckets, versioning, lifecycle rules, Object Lock retention.
+//!
+//! An upgrade first plans without any lock. Only when something is pending
+//! does it take one session advisory lock on the direct PostgreSQL
+//! connection, plan again (another instance may have done the work) and
+//! apply. So N instances booting at once upgrade exactly once, and
+//! restarts of an up-to-date fleet never queue on the lock.
+
+pub mod embedded;
+pub mod mongo;
+pub mod postgres;
+pub mod s3;
+
+use std::time::Instant;
 
 use serde::Serialize;
+use sqlx::{Connection, PgConnection};
 
 use crate::config::Config;
 use crate::stores::Stores;
@@ -10,6 +29,41 @@ use crate::stores::Stores;
 pub enum SchemaError {
     #[error("{store}: {reason}")]
     Refused { store: &'static str, reason: String },
+    #[error(
+        "postgres: migration {name} differs from the one applied to this database (recorded \
+         checksum {recorded}, this binary has {embedded}). A released migration must never \
+         change: restore the original file and put the change in a new migration"
+    )]
+    ChangedMigration {
+        name: String,
+        recorded: String,
+        embedded: String,
+    },
+    #[error(
+        "postgres: the database schema is at version {database} ({database_name}), newer than \
+         this binary knows (up to version {binary}, {binary_name}); run a strata release that \
+         ships {database_name} or later"
+    )]
+    DatabaseNewer {
+        database: i64,
+        database_name: String,
+        binary: i64,
+        binary_name: String,
+    },
+    #[error(
+        "postgres: another instance held the schema lock for longer than \
+         postgres.migration_lock_timeout_secs ({secs}s); it may still be migrating: \
+         wait for it or raise the timeout"
+    )]
+    LockTimeout { secs: u64 },
+    #[error("{store}: {step}: {reason}")]
+    Store {
+        store: &'static str,
+        step: String,
+        reason: String,
+    },
+    #[error("embedded schema file {file}: {reason}")]
+    Embedded { file: String, reason: String },
 }
 
 /// What an upgrade would change, per store, without changing anything.
@@ -19,11 +73,21 @@ pub struct SchemaPlan {
     pub mongo: Vec<String>,
     pub s3: Vec<String>,
     pub warnings: Vec<String>,
+    /// The highest migration applied to the database (0: none).
+    pub postgres_version: i64,
+    /// The highest migration this binary ships.
+    pub postgres_binary_version: i64,
+    /// Whether MongoDB can serve full-text search; `None` until known.
+    pub text_search: Option<bool>,
 }
 
 impl SchemaPlan {
     pub fn is_empty(&self) -> bool {
         self.postgres.is_empty() && self.mongo.is_empty() && self.s3.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.postgres.len() + self.mongo.len() + self.s3.len()
     }
 }
 
@@ -32,6 +96,11 @@ impl SchemaPlan {
 pub struct SchemaReport {
     pub applied: Vec<String>,
     pub warnings: Vec<String>,
+    /// Whether the schema lock was taken (only when something was pending).
+    pub locked: bool,
+    pub postgres_version: i64,
+    pub text_search: Option<bool>,
+    pub took_ms: u64,
 }
 
 /// The schema versions this binary embeds, for `strata version`.
@@ -43,19 +112,198 @@ pub struct EmbeddedVersions {
 }
 
 pub fn embedded_versions() -> EmbeddedVersions {
-    EmbeddedVersions::default()
+    let postgres = match postgres::embedded_migrations() {
+        Ok(all) => all
+            .last()
+            .map_or_else(|| "none".into(), |m| format!("{} ({})", m.version, m.name)),
+        Err(e) => format!("invalid: {e}"),
+    };
+    EmbeddedVersions {
+        postgres,
+        mongo: embedded::digest("mongo/"),
+        s3: embedded::digest("s3/"),
+    }
 }
 
-pub async fn plan(_stores: &Stores, _config: &Config) -> Result<SchemaPlan, SchemaError> {
-    Ok(SchemaPlan::default())
+/// Everything the binary ships, parsed.
+struct Shipped {
+    migrations: Vec<postgres::Migration>,
+    collections: Vec<mongo::CollectionDef>,
+    buckets: Vec<s3::Desired>,
+}
+
+impl Shipped {
+    fn load(config: &Config) -> Result<Self, SchemaError> {
+        Ok(Self {
+            migrations: postgres::embedded_migrations()?,
+            collections: mongo::definitions()?,
+            buckets: s3::desired(&s3::definitions()?, config)?,
+        })
+    }
+}
+
+struct FullPlan {
+    postgres: postgres::PgPlan,
+    mongo: mongo::MongoPlan,
+    s3: s3::S3Plan,
+}
+
+impl FullPlan {
+    fn is_empty(&self) -> bool {
+        self.postgres.is_empty() && self.mongo.actions.is_empty() && self.s3.actions.is_empty()
+    }
+
+    fn summary(&self, shipped: &Shipped) -> SchemaPlan {
+        SchemaPlan {
+            postgres: self.postgres.steps(),
+            mongo: self.mongo.steps(),
+            s3: self.s3.steps(),
+            warnings: self.mongo.warnings.clone(),
+            postgres_version: self.postgres.database_version,
+            postgres_binary_version: shipped.migrations.last().map_or(0, |m| m.version),
+            text_search: self.mongo.text_search,
+        }
+    }
+}
+
+fn pg_error(step: &str, error: sqlx::Error) -> SchemaError {
+    SchemaError::Store {
+        store: "postgres",
+        step: step.to_string(),
+        reason: match &error {
+            sqlx::Error::Database(db) => db.message().to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// The role that serves requests: `current_user` on `postgres.url`, when
+/// it differs from the migration role (then it needs grants).
+async fn serving_role(
+    stores: &Stores,
+    direct: &mut PgConnection,
+) -> Result<Option<String>, SchemaError> {
+    let step = "asking postgres.url for its role";
+    let mut tx = stores
+        .postgres
+        .begin()
+        .await
+        .map_err(|e| pg_error(step, e))?;
+    let serving: String = stores
+        .postgres
+        .query_as::<(String,)>("SELECT current_user::text")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| pg_error(step, e))?
+        .0;
+    tx.commit().await.map_err(|e| pg_error(step, e))?;
+    let owner: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *direct)
+        .await
+        .map_err(|e| pg_error("asking postgres.direct_url for its role", e))?;
+    Ok((serving != owner).then_some(serving))
+}
+
+async fn plan_all(
+    stores: &Stores,
+    config: &Config,
+    direct: &mut PgConnection,
+    shipped: &Shipped,
+) -> Result<FullPlan, SchemaError> {
+    let role = serving_role(stores, direct).await?;
+    let postgres = postgres::plan(direct, &shipped.migrations, role.as_deref()).await?;
+    let mongo = mongo::plan(stores.mongo.database(), &shipped.collections, config).await?;
+    let s3 = s3::plan(&stores.s3, &shipped.buckets).await?;
+    Ok(FullPlan {
+        postgres,
+        mongo,
+        s3,
+    })
+}
+
+async fn connect_direct(stores: &Stores) -> Result<PgConnection, SchemaError> {
+    stores
+        .postgres
+        .connect_direct()
+        .await
+        .map_err(|e| pg_error("connecting with postgres.direct_url", e))
+}
+
+/// What an upgrade would do, per store; changes nothing, takes no lock.
+pub async fn plan(stores: &Stores, config: &Config) -> Result<SchemaPlan, SchemaError> {
+    let shipped = Shipped::load(config)?;
+    let mut direct = connect_direct(stores).await?;
+    let planned = plan_all(stores, config, &mut direct, &shipped).await;
+    // Best effort: the plan is complete either way.
+    let _ = direct.close().await;
+    Ok(planned?.summary(&shipped))
 }
 
 /// Brings all three stores up to the embedded schema; `progress` hears one
 /// line per step.
 pub async fn upgrade(
-    _stores: &Stores,
-    _config: &Config,
-    _progress: &(dyn Fn(&str) + Send + Sync),
+    stores: &Stores,
+    config: &Config,
+    progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<SchemaReport, SchemaError> {
-    Ok(SchemaReport::default())
+    let started = Instant::now();
+    let shipped = Shipped::load(config)?;
+    let mut direct = connect_direct(stores).await?;
+    let result = upgrade_on(stores, config, &mut direct, &shipped, progress).await;
+    let _ = direct.close().await;
+    let mut report = result?;
+    report.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(report)
+}
+
+async fn upgrade_on(
+    stores: &Stores,
+    config: &Config,
+    direct: &mut PgConnection,
+    shipped: &Shipped,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<SchemaReport, SchemaError> {
+    let first = plan_all(stores, config, direct, shipped).await?;
+    if first.is_empty() {
+        return Ok(SchemaReport {
+            warnings: first.mongo.warnings.clone(),
+            postgres_version: first.postgres.database_version,
+            text_search: first.mongo.text_search,
+            ..SchemaReport::default()
+        });
+    }
+    progress("taking the schema lock");
+    postgres::lock(direct, config.postgres.migration_lock_timeout_secs).await?;
+    let applied = apply_locked(stores, config, direct, shipped, progress).await;
+    // Closing the session would release it too; unlock to be explicit.
+    let unlocked = postgres::unlock(direct).await;
+    let report = applied?;
+    unlocked?;
+    Ok(report)
+}
+
+async fn apply_locked(
+    stores: &Stores,
+    config: &Config,
+    direct: &mut PgConnection,
+    shipped: &Shipped,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<SchemaReport, SchemaError> {
+    // Another instance may have upgraded while this one waited.
+    let plan = plan_all(stores, config, direct, shipped).await?;
+    let mut applied = postgres::apply(direct, &plan.postgres, progress).await?;
+    let mongo = mongo::apply(stores.mongo.database(), &plan.mongo, progress).await?;
+    applied.extend(mongo.done);
+    applied.extend(s3::apply(&stores.s3, &plan.s3, progress).await?);
+    Ok(SchemaReport {
+        applied,
+        warnings: mongo.warnings,
+        locked: true,
+        postgres_version: shipped
+            .migrations
+            .last()
+            .map_or(plan.postgres.database_version, |m| m.version),
+        text_search: mongo.text_search,
+        took_ms: 0,
+    })
 }

@@ -67,6 +67,22 @@ impl Postgres {
         self.pool.begin().await
     }
 
+    /// Starts a unit of work for one tenant: a transaction whose
+    /// transaction-local `strata.tenant_id` is what row-level security
+    /// reads. Being transaction-local, it survives PgBouncer transaction
+    /// pooling and cannot leak into another client's transaction.
+    pub async fn begin_tenant(
+        &self,
+        tenant_id: uuid::Uuid,
+    ) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        self.query("SELECT set_config('strata.tenant_id', $1, true)")
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     /// A query fit for the pooled path: never a named, cached statement when
     /// PgBouncer sits in between.
     pub fn query<'q>(&self, sql: impl sqlx::SqlSafeStr) -> sqlx::query::Query<'q, Pg, PgArguments> {

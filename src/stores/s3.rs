@@ -130,11 +130,7 @@ impl S3 {
                 } else {
                     Err(ProbeError::Unfit {
                         check: "object_lock",
-                        reason: format!(
-                            "bucket {contracts} exists without Object Lock. Object Lock can only be \
-                             enabled when a bucket is created: move its objects elsewhere, delete \
-                             the bucket and let strata create it, or choose another s3.bucket_prefix"
-                        ),
+                        reason: object_lock_missing(contracts),
                     })
                 };
             }
@@ -182,7 +178,7 @@ impl S3 {
         }
     }
 
-    async fn object_lock_enabled(&self, bucket: &str) -> Result<bool, ProbeError> {
+    pub async fn object_lock_enabled(&self, bucket: &str) -> Result<bool, ProbeError> {
         match self
             .client
             .get_object_lock_configuration()
@@ -208,7 +204,7 @@ impl S3 {
             .map_err(|e| self.classify("reachable", e))
     }
 
-    fn classify<E>(&self, check: &'static str, error: SdkError<E>) -> ProbeError
+    pub fn classify<E>(&self, check: &'static str, error: SdkError<E>) -> ProbeError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -246,7 +242,18 @@ impl S3 {
     }
 }
 
-fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+/// Why a bucket that exists without Object Lock cannot become the
+/// contracts bucket (said by the probe and by the bucket reconciler).
+pub fn object_lock_missing(bucket: &str) -> String {
+    format!(
+        "bucket {bucket} exists without Object Lock. Object Lock can only be enabled when a \
+         bucket is created: move its objects elsewhere, delete the bucket and let strata create \
+         it, or choose another s3.bucket_prefix"
+    )
+}
+
+/// HTTP 404 from the service (e.g. HeadBucket of a missing bucket).
+pub fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
     match error {
         SdkError::ServiceError(service) => service.raw().status().as_u16() == 404,
         _ => false,

@@ -1,0 +1,95 @@
+//! Dependencies that answer but must not be used: `check` exits 4 at once
+//! (no retrying what waiting cannot fix) and says why.
+
+mod common;
+
+use common::{Fixture, deps, run, with_database};
+
+fn check_with(fixture: &Fixture, overrides: &[(&str, String)]) -> (Option<i32>, String) {
+    let mut command = fixture.strata(&["check"]);
+    for (key, value) in overrides {
+        command.env(key, value);
+    }
+    let (code, stdout, stderr) = run(command);
+    (code, format!("{stdout}{stderr}"))
+}
+
+fn failed_lines(output: &str) -> Vec<&str> {
+    output.lines().filter(|l| l.starts_with("FAIL")).collect()
+}
+
+#[tokio::test]
+async fn a_serving_role_that_bypasses_rls_is_refused() {
+    let fixture = Fixture::new("superuser").await;
+    // Serving as the superuser would silently disable tenant isolation.
+    let (code, output) = check_with(
+        &fixture,
+        &[
+            ("STRATA_POSTGRES__URL", fixture.superuser_url()),
+            ("STRATA_POSTGRES__PGBOUNCER", "false".into()),
+        ],
+    );
+    assert_eq!(code, Some(4), "{output}");
+    let failed = failed_lines(&output);
+    assert_eq!(failed.len(), 1, "{output}");
+    assert!(
+        failed[0].contains("serving_role") && failed[0].contains("row-level security"),
+        "{output}"
+    );
+    assert!(
+        !output.contains(&deps().pg_superuser_url),
+        "no password printed"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_postgres_password_is_unfit_not_retried() {
+    let fixture = Fixture::new("badpw").await;
+    let d = deps();
+    let url = format!(
+        "postgres://{}:not-the-password@127.0.0.1:{}/{}",
+        d.pg_app_user, d.pg_port, fixture.pg_database
+    );
+    let started = std::time::Instant::now();
+    let (code, output) = check_with(
+        &fixture,
+        &[
+            ("STRATA_POSTGRES__URL", url),
+            ("STRATA_POSTGRES__PGBOUNCER", "false".into()),
+            (
+                "STRATA_POSTGRES__DIRECT_URL",
+                with_database(&d.pg_owner_url, &fixture.pg_database),
+            ),
+            ("STRATA_BOOT__DEPENDENCY_TIMEOUT_SECS", "60".into()),
+        ],
+    );
+    assert_eq!(code, Some(4), "{output}");
+    let failed = failed_lines(&output);
+    assert!(
+        failed[0].contains("postgres") && failed[0].contains("password"),
+        "{output}"
+    );
+    assert!(!output.contains("not-the-password"), "{output}");
+    // Not retried for the whole minute: authentication does not heal itself.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn a_wrong_s3_secret_is_unfit() {
+    let fixture = Fixture::new("bads3").await;
+    let (code, output) = check_with(
+        &fixture,
+        &[(
+            "STRATA_S3__SECRET_ACCESS_KEY",
+            "wrong-secret-key-000".into(),
+        )],
+    );
+    assert_eq!(code, Some(4), "{output}");
+    let failed = failed_lines(&output);
+    assert_eq!(failed.len(), 1, "{output}");
+    assert!(
+        failed[0].contains("s3") && failed[0].contains("403"),
+        "{output}"
+    );
+    assert!(!output.contains("wrong-secret-key-000"), "{output}");
+}
