@@ -22,7 +22,20 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=BUILT_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=BUILT_DATE={date}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs");
+    // Rebuild when the commit changes. In a worktree `.git` is a file, so
+    // ask git where HEAD and the refs live; name only paths that exist, or
+    // cargo would rerun this script (and relink the binary) on every build.
+    for path in ["HEAD", "refs/heads", "packed-refs"] {
+        let resolved = Command::new("git")
+            .args(["rev-parse", "--git-path", path])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string());
+        if let Some(resolved) = resolved.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={resolved}");
+        }
+    }
     println!("cargo:rerun-if-changed=migrations");
 }

@@ -13,7 +13,7 @@ strata is installed and its service is enabled, but NOT started: configure it fi
   1. Edit /etc/strata/strata.toml (settings) and /etc/strata/strata.env (secrets, 0600).
   2. Check:  strata config validate && strata check
   3. Start:  systemctl start strata      Logs: journalctl -u strata -f
-See /usr/share/doc/strata/INSTALL.md.
+See /usr/share/doc/strata/README.md (section "Install").
 
 MSG
 fi
