@@ -355,7 +355,7 @@ fn s3_error(step: String, error: ProbeError) -> SchemaError {
 struct Current {
     versioning: bool,
     object_lock: bool,
-    retention: Option<(String, Option<i32>, Option<i32>)>,
+    retention: ReadRetention,
     rules: Vec<Rule>,
 }
 
@@ -371,7 +371,24 @@ async fn current(s3: &S3, bucket: &str) -> Result<Option<Current>, SchemaError> 
             ));
         }
     }
-    let versioning = client
+    // The three reads are independent: one round trip instead of three.
+    let (versioning, rules, lock) = tokio::join!(
+        read_versioning(s3, bucket),
+        read_rules(s3, bucket),
+        read_object_lock(s3, bucket)
+    );
+    let (versioning, rules, (object_lock, retention)) = (versioning?, rules?, lock?);
+    Ok(Some(Current {
+        versioning,
+        object_lock,
+        retention,
+        rules,
+    }))
+}
+
+async fn read_versioning(s3: &S3, bucket: &str) -> Result<bool, SchemaError> {
+    Ok(s3
+        .client()
         .get_bucket_versioning()
         .bucket(bucket)
         .send()
@@ -383,8 +400,12 @@ async fn current(s3: &S3, bucket: &str) -> Result<Option<Current>, SchemaError> 
             )
         })?
         .status()
-        == Some(&BucketVersioningStatus::Enabled);
-    let rules = match client
+        == Some(&BucketVersioningStatus::Enabled))
+}
+
+async fn read_rules(s3: &S3, bucket: &str) -> Result<Vec<Rule>, SchemaError> {
+    match s3
+        .client()
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
         .send()
@@ -393,17 +414,22 @@ async fn current(s3: &S3, bucket: &str) -> Result<Option<Current>, SchemaError> 
         Ok(out) => {
             let mut rules: Vec<Rule> = out.rules().iter().map(Rule::from_sdk).collect();
             rules.sort();
-            rules
+            Ok(rules)
         }
-        Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Vec::new(),
-        Err(e) => {
-            return Err(s3_error(
-                format!("reading lifecycle rules of {bucket}"),
-                s3.classify("lifecycle", e),
-            ));
-        }
-    };
-    let (object_lock, retention) = match client
+        Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(Vec::new()),
+        Err(e) => Err(s3_error(
+            format!("reading lifecycle rules of {bucket}"),
+            s3.classify("lifecycle", e),
+        )),
+    }
+}
+
+/// Default retention as read back: mode, years, days.
+type ReadRetention = Option<(String, Option<i32>, Option<i32>)>;
+
+async fn read_object_lock(s3: &S3, bucket: &str) -> Result<(bool, ReadRetention), SchemaError> {
+    match s3
+        .client()
         .get_object_lock_configuration()
         .bucket(bucket)
         .send()
@@ -423,22 +449,14 @@ async fn current(s3: &S3, bucket: &str) -> Result<Option<Current>, SchemaError> 
                         r.days(),
                     )
                 });
-            (enabled, retention)
+            Ok((enabled, retention))
         }
-        Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => (false, None),
-        Err(e) => {
-            return Err(s3_error(
-                format!("reading Object Lock of {bucket}"),
-                s3.classify("object_lock", e),
-            ));
-        }
-    };
-    Ok(Some(Current {
-        versioning,
-        object_lock,
-        retention,
-        rules,
-    }))
+        Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok((false, None)),
+        Err(e) => Err(s3_error(
+            format!("reading Object Lock of {bucket}"),
+            s3.classify("object_lock", e),
+        )),
+    }
 }
 
 fn describe_retention(current: &(String, Option<i32>, Option<i32>)) -> String {
@@ -518,10 +536,23 @@ fn diff(want: &Desired, current: Option<&Current>) -> Result<Vec<Action>, Schema
 
 /// Compares the buckets with the definitions; changes nothing.
 pub async fn plan(s3: &S3, wanted: &[Desired]) -> Result<S3Plan, SchemaError> {
+    // Buckets are read concurrently; the actions keep the definitions' order.
+    let mut reads = tokio::task::JoinSet::new();
+    for (index, want) in wanted.iter().enumerate() {
+        let (s3, bucket) = (s3.clone(), want.bucket.clone());
+        reads.spawn(async move { (index, current(&s3, &bucket).await) });
+    }
+    let mut found = Vec::with_capacity(wanted.len());
+    while let Some(joined) = reads.join_next().await {
+        found.push(joined.map_err(|e| SchemaError::Refused {
+            store: "s3",
+            reason: format!("reading the buckets failed: {e}"),
+        })?);
+    }
+    found.sort_by_key(|(index, _)| *index);
     let mut plan = S3Plan::default();
-    for want in wanted {
-        let now = current(s3, &want.bucket).await?;
-        plan.actions.extend(diff(want, now.as_ref())?);
+    for ((_, now), want) in found.into_iter().zip(wanted) {
+        plan.actions.extend(diff(want, now?.as_ref())?);
     }
     Ok(plan)
 }
