@@ -309,17 +309,46 @@ pub async fn probe_bounded(
     dependency: Dependency,
     boot: &BootConfig,
 ) -> Result<ProbeReport, BootError> {
+    // Each attempt gets what is left of the round: a server that accepts
+    // connections and never answers must not outlast the bound.
+    let deadline = tokio::time::Instant::now() + boot.dependency_timeout();
     retry(
         boot.backoff(),
         boot.dependency_timeout(),
         |attempt, error: &ProbeError| {
             tracing::debug!(%dependency, attempt, %error, "dependency check failed, retrying");
         },
-        || stores.probe(dependency),
+        || async move {
+            let left = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(MIN_ATTEMPT);
+            bounded(stores, dependency, left, stores.probe(dependency)).await
+        },
     )
     .await
     .map(|(report, _)| report)
     .map_err(|gave_up| BootError::from_probe(dependency, gave_up))
+}
+
+/// The shortest time an attempt is given, even at the end of a round.
+const MIN_ATTEMPT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs a probe or ping for at most `limit`; silence counts as unreachable.
+async fn bounded<T>(
+    stores: &Stores,
+    dependency: Dependency,
+    limit: std::time::Duration,
+    attempt: impl std::future::Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
+    tokio::time::timeout(limit, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ProbeError::Unreachable {
+                check: "reachable",
+                address: stores.address(dependency),
+                cause: format!("no answer within {:.1}s", limit.as_secs_f64()),
+            })
+        })
 }
 
 /// Probes all three dependencies at once, one bounded round each: what
@@ -437,15 +466,28 @@ pub fn spawn_health_monitor(
     health: Health,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker =
-            tokio::time::interval(std::time::Duration::from_secs(boot.health_interval_secs));
+        let interval = std::time::Duration::from_secs(boot.health_interval_secs);
+        let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A silent server (network partition) must turn /readyz to 503 too,
+        // not freeze the monitor until TCP gives up.
+        let limit = interval.max(MIN_ATTEMPT);
         loop {
             ticker.tick().await;
             let (pg, mongo, s3) = tokio::join!(
-                stores.ping(Dependency::Postgres),
-                stores.ping(Dependency::Mongo),
-                stores.ping(Dependency::S3),
+                bounded(
+                    &stores,
+                    Dependency::Postgres,
+                    limit,
+                    stores.ping(Dependency::Postgres)
+                ),
+                bounded(
+                    &stores,
+                    Dependency::Mongo,
+                    limit,
+                    stores.ping(Dependency::Mongo)
+                ),
+                bounded(&stores, Dependency::S3, limit, stores.ping(Dependency::S3)),
             );
             for (dependency, result) in [
                 (Dependency::Postgres, pg),

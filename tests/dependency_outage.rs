@@ -70,9 +70,14 @@ fn relay_for(dependency: &str) -> Relay {
     Relay::new(target)
 }
 
-async fn check_fails_naming(dependency: &str) {
+/// `check` with `dependency` behind a relay that is down (port closed) or,
+/// with `stalled`, accepts connections and never answers.
+async fn check_fails_naming(dependency: &str, stalled: bool) {
     let fixture = Fixture::new(&format!("down-{dependency}")).await;
-    let relay = relay_for(dependency);
+    let mut relay = relay_for(dependency);
+    if stalled {
+        relay.stall().await;
+    }
     let mut command = common::strata_command(&["check"]);
     command.envs(env_through(&fixture, dependency, &relay));
     command.env("STRATA_BOOT__DEPENDENCY_TIMEOUT_SECS", "2");
@@ -115,17 +120,32 @@ async fn check_fails_naming(dependency: &str) {
 
 #[tokio::test]
 async fn check_names_unreachable_postgres() {
-    check_fails_naming("postgres").await;
+    check_fails_naming("postgres", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gives_up_on_silent_postgres_within_the_bound() {
+    check_fails_naming("postgres", true).await;
 }
 
 #[tokio::test]
 async fn check_names_unreachable_mongo() {
-    check_fails_naming("mongo").await;
+    check_fails_naming("mongo", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gives_up_on_silent_mongo_within_the_bound() {
+    check_fails_naming("mongo", true).await;
 }
 
 #[tokio::test]
 async fn check_names_unreachable_s3() {
-    check_fails_naming("s3").await;
+    check_fails_naming("s3", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gives_up_on_silent_s3_within_the_bound() {
+    check_fails_naming("s3", true).await;
 }
 
 /// `serve` with `dependency` down: not ready, no READY=1; then the
@@ -187,6 +207,21 @@ async fn serve_waits_for(dependency: &str) {
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["dependencies"][dependency]["ok"], false, "{body}");
+    relay.start().await;
+    let (status, body) = served
+        .wait_readyz(Duration::from_secs(30), |status, _| status == 200)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Gone silent (accepts, never answers): the health check times out.
+    relay.stop().await;
+    relay.stall().await;
+    let (status, body) = served
+        .wait_readyz(Duration::from_secs(30), |status, _| status == 503)
+        .await;
+    assert_eq!(status, 503, "{body}\n{}", served.stderr());
+    assert_eq!(body["dependencies"][dependency]["ok"], false, "{body}");
+    relay.stop().await;
     relay.start().await;
     let (status, body) = served
         .wait_readyz(Duration::from_secs(30), |status, _| status == 200)

@@ -27,6 +27,7 @@ pub struct Postgres {
     direct_address: String,
     pgbouncer: bool,
     separate_direct: bool,
+    connect_timeout: Duration,
 }
 
 impl Postgres {
@@ -47,6 +48,7 @@ impl Postgres {
             direct_address: direct_url.address(),
             pgbouncer: config.pgbouncer,
             separate_direct: config.direct_url.is_some(),
+            connect_timeout: timeout,
         })
     }
 
@@ -102,7 +104,20 @@ impl Postgres {
 
     /// A session on the direct URL, for migrations and their advisory lock.
     pub async fn connect_direct(&self) -> Result<PgConnection, sqlx::Error> {
-        PgConnection::connect_with(&self.direct).await
+        // sqlx bounds pool acquisition, not a single connection: a server
+        // that accepts and never answers would otherwise hang the caller.
+        match tokio::time::timeout(
+            self.connect_timeout,
+            PgConnection::connect_with(&self.direct),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}s", self.connect_timeout.as_secs()),
+            ))),
+        }
     }
 
     pub async fn probe(&self) -> Result<ProbeReport, ProbeError> {

@@ -29,6 +29,16 @@ impl Relay {
     }
 
     pub async fn start(&mut self) {
+        self.listen(true).await;
+    }
+
+    /// A server that went silent (a network partition): connections are
+    /// accepted and then never answered.
+    pub async fn stall(&mut self) {
+        self.listen(false).await;
+    }
+
+    async fn listen(&mut self, forward: bool) {
         assert!(self.running.is_none(), "relay already started");
         let listener = TcpListener::bind(self.addr())
             .await
@@ -42,9 +52,14 @@ impl Relay {
                     continue;
                 };
                 connections.spawn(async move {
+                    if !forward {
+                        // Hold the connection open, read nothing, answer nothing.
+                        std::future::pending::<()>().await;
+                    }
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
+                    drop(inbound);
                 });
                 while connections.try_join_next().is_some() {}
             }
