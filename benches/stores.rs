@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
-use strata::config::{Config, Secret, SecretUrl};
+use strata::config::{Config, MongoUrl, Secret, SecretUrl};
 use strata::stores::Stores;
 
 fn var(name: &str) -> String {
@@ -45,7 +45,7 @@ async fn fresh(tag: &str) -> Fresh {
     config.postgres.direct_url = Some(with_db(&var("STRATA_POSTGRES__DIRECT_URL")));
     config.postgres.pgbouncer = true;
     config.postgres.pool_size = 16;
-    config.mongo.url = SecretUrl::parse(&var("STRATA_MONGO__URL")).expect("mongo url");
+    config.mongo.url = MongoUrl::parse(&var("STRATA_MONGO__URL")).expect("mongo url");
     config.mongo.database = database.clone();
     config.s3.endpoint = url::Url::parse(&var("STRATA_S3__ENDPOINT")).expect("endpoint");
     config.s3.region = var("STRATA_S3__REGION");

@@ -61,7 +61,10 @@ pub enum BootError {
 impl BootError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            BootError::Config(_) | BootError::Stores(_) => exit::BAD_CONFIG,
+            BootError::Config(_) => exit::BAD_CONFIG,
+            // A mongodb+srv lookup that failed is a DNS outage, not a typo.
+            BootError::Stores(ProbeError::Unreachable { .. }) => exit::DEPENDENCY_UNREACHABLE,
+            BootError::Stores(_) => exit::BAD_CONFIG,
             BootError::Unreachable { .. } => exit::DEPENDENCY_UNREACHABLE,
             BootError::Unfit { .. } => exit::DEPENDENCY_UNFIT,
             BootError::Schema(_) => exit::SCHEMA_REFUSED,
@@ -419,6 +422,25 @@ fn probe_error(error: &BootError) -> ProbeError {
             check: "boot",
             reason: other.to_string(),
         },
+    }
+}
+
+/// Builds the store clients the way `serve` does: a `mongodb+srv` URL is
+/// resolved here, and a failed lookup is retried (recorded for `/readyz`)
+/// rather than taken for bad configuration.
+pub async fn connect_stores(config: &Config, health: &Health) -> Result<Stores, BootError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match Stores::new(config).await {
+            Ok(stores) => return Ok(stores),
+            Err(error @ ProbeError::Unreachable { .. }) => {
+                tracing::warn!(dependency = %Dependency::Mongo, %error, "still waiting");
+                health.record_ping(Dependency::Mongo, config.mongo.url.address(), &Err(error));
+                tokio::time::sleep(config.boot.backoff().delay(attempt)).await;
+            }
+            Err(error) => return Err(BootError::Stores(error)),
+        }
     }
 }
 

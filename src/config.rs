@@ -196,6 +196,114 @@ impl<'de> Deserialize<'de> for SecretUrl {
     }
 }
 
+/// A MongoDB connection string: `mongodb://u:p@h1:27017,h2:27017/?replicaSet=rs0`
+/// or `mongodb+srv://…`. A seed list of several hosts is not a URL the
+/// `url` crate accepts, so this keeps the text and validates it with the
+/// driver's own parser. Printing redacts the password and sensitive options.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MongoUrl(String);
+
+impl MongoUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match mongodb::options::ConnectionString::parse(s) {
+            Ok(_) => Ok(Self(s.to_string())),
+            Err(e) => {
+                let mut message = e.kind.to_string();
+                if let Some(password) = Self::password_of(s).filter(|p| !p.is_empty()) {
+                    message = message.replace(password, REDACTED);
+                }
+                Err(format!("not a valid MongoDB connection string: {message}"))
+            }
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The `user:password@` part's password, if any.
+    fn password_of(s: &str) -> Option<&str> {
+        let rest = s.split_once("://")?.1;
+        let authority = rest.split(['/', '?']).next()?;
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        userinfo.split_once(':').map(|(_, password)| password)
+    }
+
+    pub fn redacted(&self) -> String {
+        let mut text = self.0.clone();
+        if let Some(password) = Self::password_of(&self.0).filter(|p| !p.is_empty()) {
+            let (scheme, rest) = text.split_once("://").unwrap_or(("", &self.0));
+            let rest = rest.replacen(&format!(":{password}@"), &format!(":{REDACTED}@"), 1);
+            text = format!("{scheme}://{rest}");
+        }
+        match text.split_once('?') {
+            Some((base, query)) => {
+                let options: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) if is_sensitive_option(key) => format!("{key}={REDACTED}"),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{base}?{}", options.join("&"))
+            }
+            None => text,
+        }
+    }
+
+    /// The hosts for messages: `h1:27017,h2:27017`, or the SRV name.
+    pub fn address(&self) -> String {
+        use mongodb::options::{ConnectionString, HostInfo};
+        match ConnectionString::parse(&self.0).map(|c| c.host_info) {
+            Ok(HostInfo::HostIdentifiers(hosts)) => hosts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            Ok(HostInfo::DnsRecord(name)) => name,
+            Ok(_) | Err(_) => "?".into(),
+        }
+    }
+}
+
+fn is_sensitive_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "key",
+        "authmechanismproperties",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+impl fmt::Debug for MongoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for MongoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for MongoUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for MongoUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = lenient_string(d)?;
+        MongoUrl::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -249,7 +357,7 @@ impl PostgresConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MongoConfig {
-    pub url: SecretUrl,
+    pub url: MongoUrl,
     #[serde(deserialize_with = "lenient_string")]
     pub database: String,
     pub connect_timeout_secs: u64,
@@ -264,7 +372,7 @@ pub struct MongoConfig {
 impl Default for MongoConfig {
     fn default() -> Self {
         Self {
-            url: default_url("mongodb://127.0.0.1:27017/"),
+            url: MongoUrl("mongodb://127.0.0.1:27017/".into()),
             database: "strata".into(),
             connect_timeout_secs: 5,
             tool_call_logs_ttl_days: 30,
@@ -558,12 +666,6 @@ impl Config {
             );
         }
 
-        check_scheme(
-            &mut bad,
-            "mongo.url",
-            self.mongo.url.url(),
-            &["mongodb", "mongodb+srv"],
-        );
         if let Err(reason) = validate_mongo_database(&self.mongo.database) {
             bad("mongo.database", reason);
         }
@@ -1028,6 +1130,61 @@ mod tests {
             assert!(!text.contains("topsecretvalue"), "{text}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_replica_set_seed_list_is_a_valid_mongo_url() {
+        in_jail(|jail| {
+            jail.set_env(
+                "STRATA_MONGO__URL",
+                "mongodb://app:s3cr3t-pw@h1:27017,h2:27017,h3:27018/?replicaSet=rs0&authSource=admin",
+            );
+            let config = load_in_jail(jail, None).map_err(|e| e.to_string())?;
+            assert_eq!(config.mongo.url.address(), "h1:27017,h2:27017,h3:27018");
+            let shown = format!(
+                "{} {:?} {}",
+                config.mongo.url,
+                config.mongo.url,
+                config.to_redacted_toml()
+            );
+            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+            assert!(
+                shown.contains("replicaSet=rs0") && shown.contains("app:<redacted>@h1"),
+                "{shown}"
+            );
+            assert!(config.mongo.url.expose().contains("s3cr3t-pw"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mongo_url_errors_name_the_key_and_hide_the_password() {
+        in_jail(|jail| {
+            jail.set_env("STRATA_MONGO__URL", "mongodb://app:pw-777@h1:notaport/");
+            let keys = invalid_keys(load_in_jail(jail, None).expect_err("bad port"));
+            assert_eq!(keys[0].key, "mongo.url");
+            assert!(!keys[0].reason.contains("pw-777"), "{:?}", keys[0]);
+            jail.set_env("STRATA_MONGO__URL", "postgres://h1/");
+            let keys = invalid_keys(load_in_jail(jail, None).expect_err("bad scheme"));
+            assert!(keys[0].reason.contains("scheme"), "{:?}", keys[0]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sensitive_mongo_options_are_redacted() {
+        let url =
+            MongoUrl::parse("mongodb+srv://cluster.example.com/?appName=strata").expect("valid");
+        assert_eq!(url.address(), "cluster.example.com");
+        assert!(url.redacted().contains("appName=strata"));
+        for key in [
+            "authMechanismProperties",
+            "tlsCertificateKeyFilePassword",
+            "sessionToken",
+        ] {
+            assert!(is_sensitive_option(key), "{key}");
+        }
+        assert!(!is_sensitive_option("replicaSet"));
     }
 
     #[test]

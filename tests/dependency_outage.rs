@@ -250,3 +250,24 @@ async fn serve_waits_for_mongo() {
 async fn serve_waits_for_s3() {
     serve_waits_for("s3").await;
 }
+
+/// A `mongodb+srv` name that does not resolve is a DNS outage: exit 3
+/// naming mongo (retried by `serve`), not "invalid configuration" (exit 2,
+/// which the systemd unit never restarts).
+#[tokio::test]
+async fn an_unresolvable_srv_name_is_unreachable_not_bad_config() {
+    let fixture = Fixture::new("srv").await;
+    let mut command = fixture.strata(&["check"]);
+    command.env(
+        "STRATA_MONGO__URL",
+        "mongodb+srv://cluster.strata-test.invalid/",
+    );
+    let (code, stdout, stderr) = run(command);
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(
+        failed[0].contains("mongo") && failed[0].contains("SRV"),
+        "{stdout}"
+    );
+}

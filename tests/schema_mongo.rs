@@ -323,7 +323,7 @@ async fn the_skills_text_index_is_built_where_the_server_can() {
     let fixture = common::Fixture::new("mongotext").await;
     let mut config = fixture.config();
     config.mongo.url =
-        strata::config::SecretUrl::parse(&common::deps().mongo_text_url).expect("text url");
+        strata::config::MongoUrl::parse(&common::deps().mongo_text_url).expect("text url");
     let stores = Stores::new(&config).await.expect("stores");
     let db = stores.mongo.database();
     let defs = mongo::definitions().expect("definitions");

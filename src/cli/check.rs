@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::boot::{self, BootError, exit};
 use crate::config::Config;
+use crate::retry::Transient;
 use crate::stores::Stores;
 
 #[derive(Debug, Serialize, PartialEq, Eq, Clone, Copy)]
@@ -77,8 +78,9 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
     let stores = match Stores::new(config).await {
         Ok(stores) => stores,
         Err(e) => {
-            push("config", e.check(), Outcome::Fail, e.to_string());
-            return exit::BAD_CONFIG;
+            let component = if e.is_transient() { "mongo" } else { "config" };
+            push(component, e.check(), Outcome::Fail, e.to_string());
+            return BootError::Stores(e).exit_code();
         }
     };
     let mut code = exit::OK;

@@ -14,7 +14,7 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
         Ok(stores) => stores,
         Err(e) => {
             eprintln!("strata: {e}");
-            return exit::BAD_CONFIG;
+            return boot::BootError::Stores(e).exit_code();
         }
     };
     for (_, result) in boot::probe_all(&stores, &config.boot).await {

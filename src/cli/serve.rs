@@ -10,7 +10,6 @@ use crate::api::{self, admin, data};
 use crate::boot::{self, BootError, Health, Step, StepState, exit};
 use crate::config::Config;
 use crate::ops::{logging, systemd};
-use crate::stores::Stores;
 use crate::version::BuildInfo;
 
 pub async fn run(config: Config) -> u8 {
@@ -64,7 +63,14 @@ async fn serve(config: Config) -> Result<(), BootError> {
     );
     tracing::info!(admin = %config.admin.listen, api = %config.api.listen, "listening");
 
-    let stores = Stores::new(&config).await.map_err(BootError::Stores)?;
+    let booted = tokio::select! {
+        result = boot::connect_stores(&config, &health) => Some(result),
+        () = shutdown_signal() => None,
+    };
+    let stores = match booted {
+        Some(result) => result?,
+        None => return Ok(()),
+    };
     let booted = tokio::select! {
         result = boot::prepare_stores(&config, &stores, &health) => Some(result),
         () = shutdown_signal() => None,

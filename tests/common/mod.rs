@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use sqlx::Connection;
-use strata::config::{Config, Secret, SecretUrl};
+use strata::config::{Config, MongoUrl, Secret, SecretUrl};
 
 /// The local dependencies, as `scripts/deps env` describes them.
 #[derive(Debug, Clone)]
@@ -178,7 +178,7 @@ impl Fixture {
         config.postgres.direct_url =
             Some(SecretUrl::parse(&self.direct_url()).expect("direct url"));
         config.postgres.pgbouncer = true;
-        config.mongo.url = SecretUrl::parse(&d.mongo_url).expect("mongo url");
+        config.mongo.url = MongoUrl::parse(&d.mongo_url).expect("mongo url");
         config.mongo.database = self.mongo_database.clone();
         config.s3.endpoint = url::Url::parse(&d.s3_endpoint).expect("s3 endpoint");
         config.s3.region = d.s3_region.clone();
