@@ -70,6 +70,18 @@ async fn serve_becomes_ready_through_pgbouncer_and_notifies_systemd() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 
+    // A wrong method is a JSON error with a code too, on both listeners.
+    let client = reqwest::Client::new();
+    for url in [
+        format!("{}/livez", served.admin),
+        format!("{}/admin/status", served.admin),
+    ] {
+        let response = client.post(&url).send().await.expect("request");
+        assert_eq!(response.status().as_u16(), 405, "{url}");
+        let body: serde_json::Value = response.json().await.expect("JSON body");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{url}");
+    }
+
     assert_eq!(served.stop(), Some(0), "SIGTERM ends serve cleanly");
 }
 
@@ -119,6 +131,11 @@ async fn admin_status_needs_the_admin_token() {
         body["dependencies"]["s3"]["ok"].as_bool().unwrap_or(false),
         "{body}"
     );
-    // The token itself never shows up in what strata logs.
+    // Neither the token nor its hash shows up in what strata logs.
+    let logged = served.stderr();
     let _ = served.stop();
+    assert!(
+        !logged.contains(&token) && !logged.contains(&hash),
+        "{logged}"
+    );
 }

@@ -115,6 +115,23 @@ async fn a_tenant_sees_and_changes_only_its_own_rows() {
         .expect("update")
         .rows_affected();
     assert_eq!(changed, 2);
+    // DELETE with no WHERE at all: only A's rows go (undone by a savepoint;
+    // B's rows are counted again in B's context below).
+    pg.query("SAVEPOINT no_where")
+        .execute(&mut *tx)
+        .await
+        .expect("savepoint");
+    let deleted = pg
+        .query("DELETE FROM activities")
+        .execute(&mut *tx)
+        .await
+        .expect("delete")
+        .rows_affected();
+    assert_eq!(deleted, 2);
+    pg.query("ROLLBACK TO SAVEPOINT no_where")
+        .execute(&mut *tx)
+        .await
+        .expect("rollback to savepoint");
     assert_eq!(
         rows(
             pg,

@@ -11,7 +11,7 @@ if [ "$1" -eq 1 ]; then
 
 strata is installed and its service is enabled, but NOT started: configure it first.
   1. Edit /etc/strata/strata.toml (settings) and /etc/strata/strata.env (secrets, 0600).
-  2. Check:  strata config validate && strata check
+  2. Check:  sh -c 'set -a; . /etc/strata/strata.env; strata check'
   3. Start:  systemctl start strata      Logs: journalctl -u strata -f
 See /usr/share/doc/strata/README.md (section "Install").
 

@@ -36,6 +36,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .merge(admin)
         .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
 }
 

@@ -21,6 +21,7 @@ pub struct DataState {
 pub fn router(state: DataState) -> Router {
     Router::new()
         .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(middleware::from_fn_with_state(state.clone(), while_booting))
         .with_state(state)
 }

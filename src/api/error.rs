@@ -43,6 +43,14 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     }
 
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    }
+
     /// 503 while the server boots (dependency checks, schema upgrade).
     pub fn starting(retry_after_secs: u32) -> Self {
         Self {

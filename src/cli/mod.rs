@@ -19,7 +19,7 @@ use crate::config::{Config, ConfigSource};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  failure (for `migrate --plan`: changes are pending)
+  1  failure; for `migrate --plan` and `check`: schema changes are pending
   2  invalid configuration (the message names the key)
   3  a dependency (postgres, mongo, s3) is unreachable
   4  a dependency answers but is unfit (version, privileges, Object Lock)
