@@ -241,7 +241,7 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
         .await
         .expect("json");
     let schema = &status["schema"];
-    let can_text = server_builds_text_indexes(&db).await;
+    let can_text = server_builds_text_indexes(db).await;
     assert_eq!(schema["text_search"], can_text, "{status}");
     let applied = schema["applied"].as_array().cloned().unwrap_or_default();
     assert_eq!(applied.len(), 1, "{status}");
