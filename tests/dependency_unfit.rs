@@ -93,3 +93,42 @@ async fn a_wrong_s3_secret_is_unfit() {
     );
     assert!(!output.contains("wrong-secret-key-000"), "{output}");
 }
+
+#[tokio::test]
+async fn a_migration_role_without_create_on_the_schema_is_refused() {
+    let fixture = Fixture::new("nocreate").await;
+    // CREATE on the database but not on `public` (PostgreSQL >= 15 default).
+    let role = fixture.pg_database.replace("nocreate", "role");
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&fixture.superuser_url())
+        .await
+        .expect("superuser");
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'role-pw-31337'"),
+        format!("GRANT CREATE ON DATABASE {} TO {role}", fixture.pg_database),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .expect("set up the role");
+    }
+    let direct = format!(
+        "postgres://{role}:role-pw-31337@127.0.0.1:{}/{}",
+        deps().pg_port,
+        fixture.pg_database
+    );
+    let (code, output) = check_with(&fixture, &[("STRATA_POSTGRES__DIRECT_URL", direct)]);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop the role");
+    assert_eq!(code, Some(4), "{output}");
+    let failed = failed_lines(&output);
+    assert_eq!(failed.len(), 1, "{output}");
+    assert!(
+        failed[0].contains("privileges") && failed[0].contains("schema"),
+        "{output}"
+    );
+    assert!(!output.contains("role-pw-31337"));
+}

@@ -170,16 +170,21 @@ impl Postgres {
             .connect_direct()
             .await
             .map_err(|e| classify("direct", &self.direct_address, e))?;
-        let (direct_version_num, direct_version, direct_user, can_create): (
+        let (direct_version_num, direct_version, direct_user, can_create, direct_bypasses_rls): (
             i32,
             String,
             String,
             bool,
+            bool,
         ) = sqlx::query_as(
+            // Since PostgreSQL 15 only the database owner may create in
+            // `public` by default: CREATE on the database is not enough.
             "SELECT current_setting('server_version_num')::int4, \
                         current_setting('server_version'), \
                         current_user::text, \
-                        has_database_privilege(current_database(), 'CREATE')",
+                        has_database_privilege(current_database(), 'CREATE') \
+                          AND coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), \
+                        (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)",
         )
         .fetch_one(&mut direct)
         .await
@@ -195,10 +200,17 @@ impl Postgres {
             return Err(ProbeError::Unfit {
                 check: "privileges",
                 reason: format!(
-                    "role {direct_user} of the migration URL lacks CREATE on the database; \
-                     migrations need it (grant it or make the role the database owner)"
+                    "role {direct_user} of the migration URL cannot create tables in the \
+                     database's schema; migrations need CREATE on the database and on the \
+                     schema (simplest: make the role the database owner)"
                 ),
             });
+        }
+        if direct_bypasses_rls {
+            report.warnings.push(format!(
+                "the migration role {direct_user} is a superuser or has BYPASSRLS: the tables it \
+                 owns are not subject to row-level security for it; prefer an ordinary owner role"
+            ));
         }
         report.passed(
             "privileges",
