@@ -267,10 +267,17 @@ fn concise<E: std::error::Error + 'static>(error: &SdkError<E>) -> String {
 
 /// A unique, valid bucket name for one Object Lock probe.
 fn probe_bucket_name(prefix: &str) -> String {
-    let suffix = ulid::Ulid::generate().to_string().to_ascii_lowercase();
-    let mut name = format!("{prefix}-lockprobe-{suffix}");
-    name.truncate(63);
-    name
+    // The ULID's last 16 characters are its 80 random bits: they must
+    // survive whole, so a long prefix is shortened instead.
+    let ulid = ulid::Ulid::generate().to_string().to_ascii_lowercase();
+    let suffix = format!("-lockprobe-{}", &ulid[10..]);
+    let room = 63 - suffix.len();
+    let mut head: String = prefix.chars().take(room).collect();
+    // A shortened prefix must still end in a letter or digit.
+    while head.ends_with(['-', '.']) {
+        head.pop();
+    }
+    format!("{head}{suffix}")
 }
 
 #[cfg(test)]
@@ -283,8 +290,16 @@ mod tests {
         let b = probe_bucket_name("strata");
         assert_ne!(a, b);
         crate::config::validate_bucket_name(&a).expect("valid name");
-        let long = probe_bucket_name(&"p".repeat(50));
-        assert_eq!(long.len(), 63);
-        crate::config::validate_bucket_name(&long).expect("valid long name");
+        // Long prefixes (up to the 53 that `{prefix}-contracts` allows)
+        // keep the random part whole, so concurrent probes never collide.
+        for length in 40..=53 {
+            let prefix = format!("{}-x", "p".repeat(length - 2));
+            let (a, b) = (probe_bucket_name(&prefix), probe_bucket_name(&prefix));
+            assert_ne!(a, b, "{a}");
+            assert!(a.len() <= 63, "{a}");
+            crate::config::validate_bucket_name(&a).expect("valid long name");
+        }
+        let dashed = probe_bucket_name(&format!("{}-", "q".repeat(36)));
+        crate::config::validate_bucket_name(&dashed).expect("no dash before the stem");
     }
 }
