@@ -67,6 +67,7 @@ impl BootError {
             BootError::Stores(_) => exit::BAD_CONFIG,
             BootError::Unreachable { .. } => exit::DEPENDENCY_UNREACHABLE,
             BootError::Unfit { .. } => exit::DEPENDENCY_UNFIT,
+            BootError::Schema(e) if e.is_transient() => exit::DEPENDENCY_UNREACHABLE,
             BootError::Schema(_) => exit::SCHEMA_REFUSED,
             BootError::Listen { .. } => exit::CANNOT_LISTEN,
         }
@@ -462,19 +463,31 @@ pub async fn prepare_stores(
 
     health.set_step(Step::Schema, StepState::Running, None);
     let progress = |line: &str| tracing::info!("schema: {line}");
-    match crate::schema::upgrade(stores, config, &progress).await {
-        Ok(report) => {
-            for warning in &report.warnings {
-                tracing::warn!("schema: {warning}");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match crate::schema::upgrade(stores, config, &progress).await {
+            Ok(report) => {
+                for warning in &report.warnings {
+                    tracing::warn!("schema: {warning}");
+                }
+                let detail = format!("{} change(s) applied", report.applied.len());
+                health.set_step(Step::Schema, StepState::Done, Some(detail));
+                health.record_schema(report.clone());
+                return Ok(report);
             }
-            let detail = format!("{} change(s) applied", report.applied.len());
-            health.set_step(Step::Schema, StepState::Done, Some(detail));
-            health.record_schema(report.clone());
-            Ok(report)
-        }
-        Err(error) => {
-            health.set_step(Step::Schema, StepState::Failed, Some(error.to_string()));
-            Err(error.into())
+            // A store lost mid-upgrade: the upgrade is one transaction per
+            // store and idempotent, so wait and run it again.
+            Err(error) if error.is_transient() => {
+                tracing::warn!("schema upgrade interrupted: {error}; retrying");
+                health.set_step(Step::Schema, StepState::Running, Some(error.to_string()));
+                systemd::status("boot: schema upgrade interrupted, retrying");
+                tokio::time::sleep(config.boot.backoff().delay(attempt)).await;
+            }
+            Err(error) => {
+                health.set_step(Step::Schema, StepState::Failed, Some(error.to_string()));
+                return Err(error.into());
+            }
         }
     }
 }
@@ -559,6 +572,19 @@ mod tests {
                 .unwrap_or("")
                 .contains("refused")
         );
+    }
+
+    #[test]
+    fn a_store_lost_during_the_schema_step_is_unreachable_not_refused() {
+        let lost = BootError::Schema(SchemaError::Store {
+            store: "postgres",
+            step: "applying 0002_records".into(),
+            reason: "connection reset".into(),
+            transient: true,
+        });
+        assert_eq!(lost.exit_code(), exit::DEPENDENCY_UNREACHABLE);
+        let refused = BootError::Schema(SchemaError::LockTimeout { secs: 1 });
+        assert_eq!(refused.exit_code(), exit::SCHEMA_REFUSED);
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
         }
         Err(e) => {
             push("schema", "drift", Outcome::Fail, e.to_string());
-            exit::SCHEMA_REFUSED
+            BootError::Schema(e).exit_code()
         }
     }
 }

@@ -25,10 +25,7 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
     }
     let plan = match schema::plan(&stores, &config).await {
         Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("strata: schema upgrade refused: {e}");
-            return exit::SCHEMA_REFUSED;
-        }
+        Err(e) => return schema_failed(e),
     };
     if plan_only {
         print_plan(&plan);
@@ -65,11 +62,18 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
             );
             exit::OK
         }
-        Err(e) => {
-            eprintln!("strata: schema upgrade refused: {e}");
-            exit::SCHEMA_REFUSED
-        }
+        Err(e) => schema_failed(e),
     }
+}
+
+/// A refused schema exits 5; a store lost mid-way exits 3 (try again).
+fn schema_failed(error: schema::SchemaError) -> u8 {
+    if error.is_transient() {
+        eprintln!("strata: schema upgrade interrupted: {error}");
+    } else {
+        eprintln!("strata: schema upgrade refused: {error}");
+    }
+    boot::BootError::Schema(error).exit_code()
 }
 
 fn print_plan(plan: &SchemaPlan) {

@@ -61,9 +61,41 @@ pub enum SchemaError {
         store: &'static str,
         step: String,
         reason: String,
+        /// The store went away mid-way (connection lost, timed out): worth
+        /// retrying, and not a refusal of the schema.
+        transient: bool,
     },
     #[error("embedded schema file {file}: {reason}")]
     Embedded { file: String, reason: String },
+}
+
+impl SchemaError {
+    /// A lost or timed-out store, as opposed to a refused schema.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SchemaError::Store {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Whether a PostgreSQL error means the connection, not the statement, failed.
+pub(crate) fn pg_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // 08xxx connection exceptions, 57P0x shutdown, 53300 too many connections.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
+    }
 }
 
 /// What an upgrade would change, per store, without changing anything.
@@ -170,6 +202,7 @@ fn pg_error(step: &str, error: sqlx::Error) -> SchemaError {
     SchemaError::Store {
         store: "postgres",
         step: step.to_string(),
+        transient: pg_transient(&error),
         reason: match &error {
             sqlx::Error::Database(db) => db.message().to_string(),
             other => other.to_string(),

@@ -350,6 +350,13 @@ fn mongo_error(step: impl Into<String>, error: &mongodb::error::Error) -> Schema
         store: "mongo",
         step: step.into(),
         reason: error.kind.to_string(),
+        transient: matches!(
+            *error.kind,
+            ErrorKind::Io(_)
+                | ErrorKind::ServerSelection { .. }
+                | ErrorKind::ConnectionPoolCleared { .. }
+                | ErrorKind::DnsResolve { .. }
+        ),
     }
 }
 

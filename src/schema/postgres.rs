@@ -212,6 +212,7 @@ fn db_error(step: impl Into<String>, error: sqlx::Error) -> SchemaError {
     SchemaError::Store {
         store: "postgres",
         step: step.into(),
+        transient: super::pg_transient(&error),
         reason,
     }
 }

@@ -347,6 +347,7 @@ fn s3_error(step: String, error: ProbeError) -> SchemaError {
     SchemaError::Store {
         store: "s3",
         step,
+        transient: matches!(error, ProbeError::Unreachable { .. }),
         reason: error.to_string(),
     }
 }
