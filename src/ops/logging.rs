@@ -1,8 +1,7 @@
 //! Logging: tracing to stderr/stdout/rolling files, or journald.
 //!
-//! journald goes through systemd-journal-logger, a `log` logger: in that mode
-//! no tracing subscriber is installed, and tracing's `log` feature forwards
-//! every event to it.
+//! journald goes through systemd-journal-logger, a `log` logger, behind a
+//! tracing layer that applies the same filter as the other targets.
 
 use std::io::IsTerminal;
 
@@ -10,6 +9,8 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat, LogRotation, LogTarget};
 
@@ -49,17 +50,18 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, LoggingError> {
 
     match resolve_target(config.target) {
         LogTarget::Journald => {
-            let level = filter
-                .max_level_hint()
-                .and_then(|l| l.into_level())
-                .map(tracing_level_to_log)
-                .unwrap_or(log::LevelFilter::Info);
-            systemd_journal_logger::JournalLog::new()
+            let journal = systemd_journal_logger::JournalLog::new()
                 .map_err(|e| LoggingError::Journald(e.to_string()))?
-                .with_syslog_identifier("strata".into())
-                .install()
-                .map_err(|e| LoggingError::Journald(e.to_string()))?;
-            log::set_max_level(level);
+                .with_syslog_identifier("strata".into());
+            // A tracing layer in front of the journal logger, so that the whole
+            // filter (`strata=debug,sqlx=warn`) applies, not only its maximum.
+            let installed = tracing_subscriber::registry()
+                .with(filter)
+                .with(LogForwarder { log: journal })
+                .try_init();
+            if let Err(e) = installed {
+                return Err(LoggingError::Journald(e.to_string()));
+            }
             Ok(LogGuard { _file: None })
         }
         LogTarget::File => {
@@ -122,12 +124,116 @@ where
     };
 }
 
-fn tracing_level_to_log(level: tracing::Level) -> log::LevelFilter {
+fn tracing_level_to_log(level: tracing::Level) -> log::Level {
     match level {
-        tracing::Level::ERROR => log::LevelFilter::Error,
-        tracing::Level::WARN => log::LevelFilter::Warn,
-        tracing::Level::INFO => log::LevelFilter::Info,
-        tracing::Level::DEBUG => log::LevelFilter::Debug,
-        tracing::Level::TRACE => log::LevelFilter::Trace,
+        tracing::Level::ERROR => log::Level::Error,
+        tracing::Level::WARN => log::Level::Warn,
+        tracing::Level::INFO => log::Level::Info,
+        tracing::Level::DEBUG => log::Level::Debug,
+        tracing::Level::TRACE => log::Level::Trace,
+    }
+}
+
+/// Hands every event that passed the filter to a `log` logger (the journal),
+/// as its message followed by its fields.
+struct LogForwarder<L> {
+    log: L,
+}
+
+impl<S: tracing::Subscriber, L: log::Log + 'static> Layer<S> for LogForwarder<L> {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut text = EventText::default();
+        event.record(&mut text);
+        let meta = event.metadata();
+        self.log.log(
+            &log::Record::builder()
+                .level(tracing_level_to_log(*meta.level()))
+                .target(meta.target())
+                .module_path(meta.module_path())
+                .file(meta.file())
+                .line(meta.line())
+                .args(format_args!("{}{}", text.message, text.fields))
+                .build(),
+        );
+    }
+}
+
+#[derive(Default)]
+struct EventText {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for EventText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.fields.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the forwarder hands on, in place of the journal.
+    #[derive(Clone, Default)]
+    struct Collected(Arc<Mutex<Vec<(log::Level, String, String)>>>);
+
+    impl log::Log for Collected {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push((
+                    record.level(),
+                    record.target().to_string(),
+                    record.args().to_string(),
+                ));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    #[test]
+    fn the_whole_filter_applies_before_the_journal() {
+        let collected = Collected::default();
+        let filter = EnvFilter::try_new("info,noisy=warn,chatty=debug").expect("filter");
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(LogForwarder {
+                log: collected.clone(),
+            });
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "noisy", "dropped: below warn for noisy");
+            tracing::warn!(target: "noisy", "kept");
+            tracing::debug!(target: "chatty", answer = 42, "kept too");
+            tracing::debug!(target: "other", "dropped: below info");
+        });
+        let seen = collected.0.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![
+                (log::Level::Warn, "noisy".to_string(), "kept".to_string()),
+                (
+                    log::Level::Debug,
+                    "chatty".to_string(),
+                    "kept too answer=42".to_string()
+                ),
+            ]
+        );
     }
 }
