@@ -153,18 +153,19 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
         .lines()
         .any(|l| l.starts_with("WARN") && l.contains("text indexes"));
     assert_eq!(warned, !can_text, "{out}");
-    let recorded = db
-        .collection::<Document>(mongo::META_COLLECTION)
+    assert_eq!(recorded_text_capability(db).await, Some(can_text));
+}
+
+/// What strata recorded about the server's text indexes.
+async fn recorded_text_capability(db: &mongodb::Database) -> Option<bool> {
+    db.collection::<Document>(mongo::META_COLLECTION)
         .find_one(doc! { "_id": "capabilities" })
         .await
         .expect("read")
-        .expect("capabilities recorded");
-    assert_eq!(
-        recorded
-            .get_document("textSearch")
-            .and_then(|t| t.get_bool("available")),
-        Ok(can_text)
-    );
+        .expect("capabilities recorded")
+        .get_document("textSearch")
+        .and_then(|t| t.get_bool("available"))
+        .ok()
 }
 
 /// Asks the server directly (a scratch collection, dropped afterwards).
@@ -350,18 +351,7 @@ async fn the_skills_text_index_is_built_where_the_server_can() {
     let applied = mongo::apply(db, &plan, &|_| {}).await.expect("apply");
     assert!(applied.warnings.is_empty(), "{:?}", applied.warnings);
     assert_eq!(applied.text_search, Some(true));
-    let recorded = db
-        .collection::<Document>(mongo::META_COLLECTION)
-        .find_one(doc! { "_id": "capabilities" })
-        .await
-        .expect("read")
-        .expect("capabilities recorded");
-    assert_eq!(
-        recorded
-            .get_document("textSearch")
-            .and_then(|t| t.get_bool("available")),
-        Ok(true)
-    );
+    assert_eq!(recorded_text_capability(db).await, Some(true));
 
     let skills = db.collection::<Document>("skills");
     let by_name = doc! { "tenantId": "global", "refId": ulid(), "createdOn": now(), "name": "invoice writer", "description": "drafts documents", "content": "writes text" };
