@@ -117,6 +117,30 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         .map_err(|_| serde::de::Error::custom("expected a string"))
 }
 
+/// Debug, Display and Serialize all show a connection string's
+/// `redacted()` form: there is no way to print the secret by accident.
+macro_rules! printed_redacted {
+    ($type:ty) => {
+        impl fmt::Debug for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.redacted())
+            }
+        }
+
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.redacted())
+            }
+        }
+
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.redacted())
+            }
+        }
+    };
+}
+
 /// A connection URL that may carry a password. Printing shows it with the
 /// password replaced; [`SecretUrl::expose`] gives the real one to drivers.
 #[derive(Clone, PartialEq, Eq)]
@@ -144,10 +168,7 @@ impl SecretUrl {
             let pairs: Vec<(String, String)> = url
                 .query_pairs()
                 .map(|(k, v)| {
-                    let sensitive = ["password", "secret", "token", "key"]
-                        .iter()
-                        .any(|s| k.to_ascii_lowercase().contains(s));
-                    let v = if sensitive {
+                    let v = if is_sensitive_option(&k) {
                         REDACTED.to_string()
                     } else {
                         v.into_owned()
@@ -169,23 +190,7 @@ impl SecretUrl {
     }
 }
 
-impl fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-impl fmt::Display for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl Serialize for SecretUrl {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.redacted())
-    }
-}
+printed_redacted!(SecretUrl);
 
 impl<'de> Deserialize<'de> for SecretUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -279,23 +284,7 @@ fn is_sensitive_option(key: &str) -> bool {
     .any(|s| key.contains(s))
 }
 
-impl fmt::Debug for MongoUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-impl fmt::Display for MongoUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl Serialize for MongoUrl {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.redacted())
-    }
-}
+printed_redacted!(MongoUrl);
 
 impl<'de> Deserialize<'de> for MongoUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
