@@ -59,7 +59,6 @@ impl Relay {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
-                    drop(inbound);
                 });
                 while connections.try_join_next().is_some() {}
             }
