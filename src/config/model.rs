@@ -1,0 +1,273 @@
+//! The configuration's sections, their keys and their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::secrets::{MongoUrl, Secret, SecretUrl, lenient_string};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub postgres: PostgresConfig,
+    pub mongo: MongoConfig,
+    pub s3: S3Config,
+    pub api: ApiConfig,
+    pub admin: AdminConfig,
+    pub boot: BootConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Used to serve requests; through PgBouncer when `pgbouncer = true`.
+    pub url: SecretUrl,
+    /// Direct connection (never PgBouncer) for migrations and their lock.
+    /// Defaults to `url` when PgBouncer is not in use.
+    pub direct_url: Option<SecretUrl>,
+    pub pool_size: u32,
+    /// `url` goes through PgBouncer in transaction pooling mode: no named
+    /// prepared statements, every unit of work in an explicit transaction.
+    pub pgbouncer: bool,
+    pub connect_timeout_secs: u64,
+    /// How long a booting instance waits for another instance's migration
+    /// lock before giving up with an error.
+    pub migration_lock_timeout_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: default_url("postgres://strata@127.0.0.1:5432/strata"),
+            direct_url: None,
+            pool_size: 16,
+            pgbouncer: false,
+            connect_timeout_secs: 5,
+            migration_lock_timeout_secs: 300,
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The URL migrations use: `direct_url`, or `url` when there is no pooler.
+    pub fn migration_url(&self) -> &SecretUrl {
+        self.direct_url.as_ref().unwrap_or(&self.url)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoConfig {
+    pub url: MongoUrl,
+    #[serde(deserialize_with = "lenient_string")]
+    pub database: String,
+    pub connect_timeout_secs: u64,
+    /// TTL of `tool_call_logs` documents (days after `createdOn`).
+    pub tool_call_logs_ttl_days: u32,
+    /// TTL of `integration_payloads` documents.
+    pub integration_payloads_ttl_days: u32,
+    /// TTL of the `entity_diffs` audit trail.
+    pub entity_diffs_ttl_days: u32,
+}
+
+impl Default for MongoConfig {
+    fn default() -> Self {
+        Self {
+            url: MongoUrl::compiled_in("mongodb://127.0.0.1:27017/"),
+            database: "strata".into(),
+            connect_timeout_secs: 5,
+            tool_call_logs_ttl_days: 30,
+            integration_payloads_ttl_days: 14,
+            entity_diffs_ttl_days: 365,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: Url,
+    #[serde(deserialize_with = "lenient_string")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Path-style addressing (`endpoint/bucket/key`), as MinIO and Ceph expect.
+    pub path_style: bool,
+    /// Bucket names are `{bucket_prefix}-{purpose}` (content, contracts).
+    #[serde(deserialize_with = "lenient_string")]
+    pub bucket_prefix: String,
+    pub connect_timeout_secs: u64,
+    /// Lifecycle of the content bucket: noncurrent versions expire after this.
+    pub noncurrent_version_expiry_days: u32,
+    /// Lifecycle of the content bucket: incomplete multipart uploads are aborted after this.
+    pub abort_multipart_days: u32,
+    /// Default retention of the contracts bucket (Object Lock).
+    pub contracts_retention_years: u32,
+    /// `compliance` (nobody can shorten it) or `governance` (privileged users can).
+    pub contracts_retention_mode: RetentionMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionMode {
+    Compliance,
+    Governance,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: Url::parse("http://127.0.0.1:9000")
+                .expect("the default endpoint is a valid URL"),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            path_style: true,
+            bucket_prefix: "strata".into(),
+            connect_timeout_secs: 5,
+            noncurrent_version_expiry_days: 30,
+            abort_multipart_days: 1,
+            contracts_retention_years: 7,
+            contracts_retention_mode: RetentionMode::Compliance,
+        }
+    }
+}
+
+impl S3Config {
+    pub fn bucket_name(&self, purpose: &str) -> String {
+        format!("{}-{purpose}", self.bucket_prefix)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: the admin API exposes operational detail.
+    pub listen: SocketAddr,
+    /// SHA-256 (hex) of the admin bearer token; `strata token new` makes a
+    /// token and its hash. Empty: `/admin/*` refuses every request
+    /// (`/livez` and `/readyz` stay open for probes).
+    #[serde(deserialize_with = "lenient_string")]
+    pub token_sha256: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            token_sha256: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootConfig {
+    /// How long `check` (and each reported boot attempt of `serve`) keeps
+    /// retrying an unreachable dependency before calling it failed.
+    pub dependency_timeout_secs: u64,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// How often a ready server re-checks its dependencies for `/readyz`.
+    pub health_interval_secs: u64,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        Self {
+            dependency_timeout_secs: 60,
+            initial_backoff_ms: 250,
+            max_backoff_ms: 5_000,
+            health_interval_secs: 5,
+        }
+    }
+}
+
+impl BootConfig {
+    pub fn dependency_timeout(&self) -> Duration {
+        Duration::from_secs(self.dependency_timeout_secs)
+    }
+    pub fn backoff(&self) -> crate::retry::Backoff {
+        crate::retry::Backoff::new(
+            Duration::from_millis(self.initial_backoff_ms),
+            Duration::from_millis(self.max_backoff_ms),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// journald when started by systemd, stderr otherwise.
+    Auto,
+    Journald,
+    File,
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogRotation {
+    Minutely,
+    Hourly,
+    Daily,
+    Never,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, or `strata=debug,sqlx=warn`.
+    pub level: String,
+    pub format: LogFormat,
+    pub target: LogTarget,
+    pub directory: PathBuf,
+    pub rotation: LogRotation,
+    /// Rotated files kept in `directory` (0 keeps all).
+    pub max_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+            target: LogTarget::Auto,
+            directory: PathBuf::from("/var/log/strata"),
+            rotation: LogRotation::Daily,
+            max_files: 14,
+        }
+    }
+}
+
+/// Compiled-in defaults only: no input reaches this parse.
+fn default_url(s: &str) -> SecretUrl {
+    SecretUrl::parse(s).expect("compiled-in default URLs are valid")
+}

@@ -1,0 +1,224 @@
+//! What types alone cannot check: URL schemes, ranges, names.
+
+use figment::Figment;
+use url::Url;
+
+use super::error::{ConfigError, InvalidKey, source_of};
+use super::model::{Config, LogTarget};
+
+impl Config {
+    /// Checks what types alone cannot: URL schemes, ranges, names.
+    pub(super) fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, reason: String| {
+            problems.push(InvalidKey {
+                key: key.to_string(),
+                reason,
+                source: source_of(figment, key),
+            });
+        };
+
+        let pg_schemes = ["postgres", "postgresql"];
+        check_scheme(
+            &mut bad,
+            "postgres.url",
+            self.postgres.url.url(),
+            &pg_schemes,
+        );
+        if let Some(direct) = &self.postgres.direct_url {
+            check_scheme(&mut bad, "postgres.direct_url", direct.url(), &pg_schemes);
+        } else if self.postgres.pgbouncer {
+            bad(
+                "postgres.direct_url",
+                "required when postgres.pgbouncer = true: migrations take a session lock, \
+                 which PgBouncer's transaction pooling does not keep"
+                    .into(),
+            );
+        }
+        if !(1..=1000).contains(&self.postgres.pool_size) {
+            bad("postgres.pool_size", "must be between 1 and 1000".into());
+        }
+        check_timeout(
+            &mut bad,
+            "postgres.connect_timeout_secs",
+            self.postgres.connect_timeout_secs,
+        );
+        if !(1..=86_400).contains(&self.postgres.migration_lock_timeout_secs) {
+            bad(
+                "postgres.migration_lock_timeout_secs",
+                "must be between 1 and 86400 seconds".into(),
+            );
+        }
+
+        if let Err(reason) = validate_mongo_database(&self.mongo.database) {
+            bad("mongo.database", reason);
+        }
+        check_timeout(
+            &mut bad,
+            "mongo.connect_timeout_secs",
+            self.mongo.connect_timeout_secs,
+        );
+        for (key, days) in [
+            (
+                "mongo.tool_call_logs_ttl_days",
+                self.mongo.tool_call_logs_ttl_days,
+            ),
+            (
+                "mongo.integration_payloads_ttl_days",
+                self.mongo.integration_payloads_ttl_days,
+            ),
+            (
+                "mongo.entity_diffs_ttl_days",
+                self.mongo.entity_diffs_ttl_days,
+            ),
+        ] {
+            check_days(&mut bad, key, days, 36_500);
+        }
+
+        check_scheme(
+            &mut bad,
+            "s3.endpoint",
+            &self.s3.endpoint,
+            &["http", "https"],
+        );
+        if self.s3.region.trim().is_empty() {
+            bad("s3.region", "must not be empty".into());
+        }
+        for purpose in ["content", "contracts"] {
+            if let Err(reason) = validate_bucket_name(&self.s3.bucket_name(purpose)) {
+                bad(
+                    "s3.bucket_prefix",
+                    format!("gives bucket name for {purpose} that {reason}"),
+                );
+            }
+        }
+        if self.s3.access_key_id.is_empty() != self.s3.secret_access_key.is_empty() {
+            bad(
+                "s3.secret_access_key",
+                "s3.access_key_id and s3.secret_access_key must be set together".into(),
+            );
+        }
+        check_timeout(
+            &mut bad,
+            "s3.connect_timeout_secs",
+            self.s3.connect_timeout_secs,
+        );
+        check_days(
+            &mut bad,
+            "s3.noncurrent_version_expiry_days",
+            self.s3.noncurrent_version_expiry_days,
+            36_500,
+        );
+        check_days(
+            &mut bad,
+            "s3.abort_multipart_days",
+            self.s3.abort_multipart_days,
+            36_500,
+        );
+        if !(1..=100).contains(&self.s3.contracts_retention_years) {
+            bad(
+                "s3.contracts_retention_years",
+                "must be between 1 and 100".into(),
+            );
+        }
+
+        let hash = &self.admin.token_sha256;
+        let is_sha256_hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hash.is_empty() && !is_sha256_hex {
+            bad(
+                "admin.token_sha256",
+                "must be the 64 hex digits of a SHA-256 hash (see `strata token new`), not the token itself".into(),
+            );
+        }
+        if self.api.listen == self.admin.listen {
+            bad("admin.listen", "must differ from api.listen".into());
+        }
+
+        if self.boot.dependency_timeout_secs == 0 {
+            bad("boot.dependency_timeout_secs", "must be at least 1".into());
+        }
+        if self.boot.initial_backoff_ms == 0 {
+            bad("boot.initial_backoff_ms", "must be at least 1".into());
+        }
+        if self.boot.max_backoff_ms < self.boot.initial_backoff_ms {
+            bad(
+                "boot.max_backoff_ms",
+                "must not be below boot.initial_backoff_ms".into(),
+            );
+        }
+        if self.boot.health_interval_secs == 0 {
+            bad("boot.health_interval_secs", "must be at least 1".into());
+        }
+
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            bad("log.level", format!("not a valid log filter: {e}"));
+        }
+        if self.log.target == LogTarget::File && self.log.directory.as_os_str().is_empty() {
+            bad(
+                "log.directory",
+                "required when log.target = \"file\"".into(),
+            );
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+fn check_scheme(bad: &mut impl FnMut(&str, String), key: &str, url: &Url, schemes: &[&str]) {
+    if !schemes.contains(&url.scheme()) {
+        bad(
+            key,
+            format!(
+                "scheme `{}` is not one of {}",
+                url.scheme(),
+                schemes.join(", ")
+            ),
+        );
+    } else if url.host_str().is_none_or(str::is_empty) {
+        bad(key, "has no host".into());
+    }
+}
+
+fn check_timeout(bad: &mut impl FnMut(&str, String), key: &str, secs: u64) {
+    if !(1..=600).contains(&secs) {
+        bad(key, "must be between 1 and 600 seconds".into());
+    }
+}
+
+fn check_days(bad: &mut impl FnMut(&str, String), key: &str, days: u32, max: u32) {
+    if !(1..=max).contains(&days) {
+        bad(key, format!("must be between 1 and {max} days"));
+    }
+}
+
+fn validate_mongo_database(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    if let Some(c) = name.chars().find(|c| "/\\. \"$*<>:|?".contains(*c)) {
+        return Err(format!("must not contain {c:?}"));
+    }
+    Ok(())
+}
+
+/// S3 bucket naming rules (the subset that all of AWS, MinIO and Ceph enforce).
+pub fn validate_bucket_name(name: &str) -> Result<(), String> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("must be 3 to 63 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    {
+        return Err("may only hold lowercase letters, digits, '-' and '.'".into());
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
