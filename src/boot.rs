@@ -471,7 +471,12 @@ pub async fn prepare_stores(
                 for warning in &report.warnings {
                     tracing::warn!("schema: {warning}");
                 }
-                let detail = format!("{} change(s) applied", report.applied.len());
+                // An older binary on a compatible newer schema says so in /readyz.
+                let detail = if report.postgres_newer.is_empty() {
+                    format!("{} change(s) applied", report.applied.len())
+                } else {
+                    report.warnings.join("; ")
+                };
                 health.set_step(Step::Schema, StepState::Done, Some(detail));
                 health.record_schema(report.clone());
                 return Ok(report);

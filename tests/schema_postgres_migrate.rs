@@ -271,10 +271,7 @@ async fn no_lock_is_taken_when_nothing_is_pending() {
     let started = Instant::now();
     let (code, out, err) = common::run(command);
     assert_eq!(code, Some(5), "lock timeout\n{out}\n{err}");
-    assert!(
-        err.contains("postgres.migration_lock_timeout_secs"),
-        "{err}"
-    );
+    assert!(err.contains("postgres.schema_lock_wait_secs"), "{err}");
     assert!(started.elapsed().as_secs_f64() >= 1.0);
 
     sqlx::query("SELECT pg_advisory_unlock($1)")

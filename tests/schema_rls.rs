@@ -2,11 +2,12 @@
 //! transaction in tenant A's context cannot see, change or delete tenant
 //! B's rows even without a WHERE on tenant_id; global skills are visible to
 //! both but writable by neither; no (or a malformed) tenant setting sees
-//! nothing; the setting never leaks into the next transaction.
+//! nothing; the setting never leaks into the next transaction; nothing the
+//! serving role can set opens the administrative path.
 
 mod common;
 
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use strata::stores::postgres::Postgres;
 use uuid::Uuid;
 
@@ -36,20 +37,12 @@ fn is_rls_violation(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) 
 }
 
 /// Two tenants with two activities, a usage event and a skill each, and
-/// one global skill written by a deliberate administrative transaction.
-async fn seed(fixture: &common::Fixture, pg: &Postgres) -> (Uuid, Uuid) {
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+/// one global skill written on the administrative path.
+async fn seed(pg: &Postgres) -> (Uuid, Uuid) {
+    let (a, _) = common::create_tenant(pg, "alpha").await;
+    let (b, _) = common::create_tenant(pg, "beta").await;
     for (tenant, slug) in [(a, "alpha"), (b, "beta")] {
         let mut tx = pg.begin_tenant(tenant).await.expect("begin tenant");
-        pg.query(
-            "INSERT INTO tenants (id, ref_id, name, slug, plan) VALUES ($1, $2, $3, $3, 'basic')",
-        )
-        .bind(tenant)
-        .bind(ulid())
-        .bind(slug)
-        .execute(&mut *tx)
-        .await
-        .expect("create own tenant row");
         for _ in 0..2 {
             pg.query("INSERT INTO activities (ref_id, tenant_id, kind) VALUES ($1, $2, 'blog')")
                 .bind(ulid())
@@ -73,14 +66,7 @@ async fn seed(fixture: &common::Fixture, pg: &Postgres) -> (Uuid, Uuid) {
             .expect("insert own skill");
         tx.commit().await.expect("commit");
     }
-    let mut owner = PgConnection::connect(&fixture.direct_url())
-        .await
-        .expect("direct");
-    let mut tx = owner.begin().await.expect("begin");
-    sqlx::query("SELECT set_config('strata.admin', 'on', true)")
-        .execute(&mut *tx)
-        .await
-        .expect("admin");
+    let mut tx = pg.begin_admin().await.expect("begin admin");
     sqlx::query("INSERT INTO skills (ref_id, tenant_id, name, slug) VALUES ($1, NULL, 'global skill', 'global')")
         .bind(ulid())
         .execute(&mut *tx)
@@ -95,7 +81,7 @@ async fn a_tenant_sees_and_changes_only_its_own_rows() {
     let fixture = common::Fixture::new("rls").await;
     let stores = fixture.migrated_stores().await;
     let pg = &stores.postgres;
-    let (a, b) = seed(&fixture, pg).await;
+    let (a, b) = seed(pg).await;
 
     let mut tx = pg.begin_tenant(a).await.expect("begin A");
     assert_eq!(
@@ -152,6 +138,32 @@ async fn a_tenant_sees_and_changes_only_its_own_rows() {
         .await,
         0
     );
+    // A tenant reads its own row and may not change it (suspension is the
+    // administrative path's work), nor create another tenant.
+    assert_eq!(
+        rows(
+            pg,
+            &mut tx,
+            "UPDATE tenants SET status = 'active' WHERE id = $1",
+            a
+        )
+        .await,
+        0
+    );
+    pg.query("SAVEPOINT tenant_insert")
+        .execute(&mut *tx)
+        .await
+        .expect("savepoint");
+    let created = pg
+        .query("INSERT INTO tenants (ref_id, name, slug, plan) VALUES ($1, 'x', 'x', 'basic')")
+        .bind(ulid())
+        .execute(&mut *tx)
+        .await;
+    assert!(is_rls_violation(created), "a tenant cannot create tenants");
+    pg.query("ROLLBACK TO SAVEPOINT tenant_insert")
+        .execute(&mut *tx)
+        .await
+        .expect("rollback to savepoint");
     // Append-only for tenants.
     assert_eq!(
         rows(
@@ -240,7 +252,7 @@ async fn without_a_tenant_nothing_is_visible_and_nothing_leaks() {
     let fixture = common::Fixture::new("rlsnone").await;
     let stores = fixture.migrated_stores().await;
     let pg = &stores.postgres;
-    let (a, _) = seed(&fixture, pg).await;
+    let (a, _) = seed(pg).await;
 
     // No setting, an empty one, a malformed one: no rows, no error.
     for setting in [
@@ -295,20 +307,8 @@ async fn without_a_tenant_nothing_is_visible_and_nothing_leaks() {
         tx.commit().await.expect("commit");
     }
 
-    // The owner is subject to RLS too, unless it deliberately asks.
-    let mut owner = PgConnection::connect(&fixture.direct_url())
-        .await
-        .expect("direct");
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM activities")
-        .fetch_one(&mut owner)
-        .await
-        .expect("owner count");
-    assert_eq!(seen, 0, "FORCE ROW LEVEL SECURITY applies to the owner");
-    let mut tx = owner.begin().await.expect("begin");
-    sqlx::query("SELECT set_config('strata.admin', 'on', true)")
-        .execute(&mut *tx)
-        .await
-        .expect("admin");
+    // The administrative path (the migration role) sees every tenant.
+    let mut tx = pg.begin_admin().await.expect("begin admin");
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM activities")
         .fetch_one(&mut *tx)
         .await
@@ -316,7 +316,8 @@ async fn without_a_tenant_nothing_is_visible_and_nothing_leaks() {
     assert_eq!(seen, 4);
     tx.rollback().await.expect("rollback");
 
-    // The serving role gains nothing from the admin setting.
+    // Nothing the serving role can set lifts isolation: not the old admin
+    // setting, not row_security (refused for a role subject to RLS).
     let mut tx = pg.begin().await.expect("begin");
     pg.query("SELECT set_config('strata.admin', 'on', true)")
         .execute(&mut *tx)
@@ -327,62 +328,66 @@ async fn without_a_tenant_nothing_is_visible_and_nothing_leaks() {
         0
     );
     tx.commit().await.expect("commit");
+    let mut tx = pg.begin().await.expect("begin");
+    pg.query("SELECT set_config('row_security', 'off', true)")
+        .execute(&mut *tx)
+        .await
+        .expect("set row_security");
+    let bypass = pg
+        .query_as::<(i64,)>("SELECT count(*) FROM activities")
+        .fetch_one(&mut *tx)
+        .await;
+    assert_eq!(
+        common::sqlstate(&bypass).as_deref(),
+        Some("42501"),
+        "row_security = off must be refused, not obeyed: {bypass:?}"
+    );
+    tx.rollback().await.expect("rollback");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn one_active_strategy_per_tenant_and_accepted_contracts_are_immutable() {
-    let fixture = common::Fixture::new("rlsrules").await;
+async fn the_tenant_setting_does_not_leak_through_pgbouncer() {
+    // One client connection to PgBouncer, so both transactions below run
+    // on the server connection PgBouncer hands it; the backend pid proves
+    // that they shared one.
+    let fixture = common::Fixture::new("rlsleak").await;
     let stores = fixture.migrated_stores().await;
-    let pg = &stores.postgres;
-    let (a, _) = seed(&fixture, pg).await;
-
-    let mut tx = pg.begin_tenant(a).await.expect("begin");
-    let insert = "INSERT INTO strategies (ref_id, tenant_id, version, status, approved_by, approved_on) \
-                  VALUES ($2, $1, $3, 'active', 'boss', now())";
-    pg.query(insert)
-        .bind(a)
-        .bind(ulid())
-        .bind(1)
-        .execute(&mut *tx)
-        .await
-        .expect("first active strategy");
-    let second = pg
-        .query(insert)
-        .bind(a)
-        .bind(ulid())
-        .bind(2)
-        .execute(&mut *tx)
-        .await;
-    assert!(
-        matches!(&second, Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505")),
-        "a second active strategy violates the unique index: {second:?}"
-    );
-    tx.rollback().await.expect("rollback");
-
-    let mut tx = pg.begin_tenant(a).await.expect("begin");
-    let contract = ulid();
-    pg.query(
-        "INSERT INTO contracts (ref_id, tenant_id, template, template_version, status, accepted_by_name, \
-         accepted_by_email, accepted_on, accepted_ip, accepted_user_agent, pdf_s3_key, pdf_sha256, \
-         pdf_version_id, retain_until) VALUES ($1, $2, 'msa', '1', 'accepted', 'Ann', 'ann@example.com', \
-         now(), '192.0.2.1', 'test', 'k', repeat('a', 64), 'v1', now() + interval '7 years')",
-    )
-    .bind(&contract)
-    .bind(a)
-    .execute(&mut *tx)
-    .await
-    .expect("accepted contract");
-    tx.commit().await.expect("commit");
-    for sql in [
-        "UPDATE contracts SET accepted_by_name = 'Bob' WHERE ref_id = $1",
-        "DELETE FROM contracts WHERE ref_id = $1",
-    ] {
-        let mut tx = pg.begin_tenant(a).await.expect("begin");
-        let result = pg.query(sql).bind(&contract).execute(&mut *tx).await;
-        assert!(
-            matches!(&result, Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55000")),
-            "{sql}: {result:?}"
-        );
-        tx.rollback().await.expect("rollback");
+    let (a, _) = seed(&stores.postgres).await;
+    let mut config = fixture.config();
+    config.postgres.pool_size = 1;
+    let pg = Postgres::new(&config.postgres).expect("pool of one");
+    let mut shared = 0;
+    for round in 0..20 {
+        let mut tx = pg.begin_tenant(a).await.expect("begin A");
+        let (pid, seen): (i32, i64) = pg
+            .query_as("SELECT pg_backend_pid(), (SELECT count(*) FROM activities)")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("as A");
+        assert_eq!(seen, 2, "round {round}");
+        tx.commit().await.expect("commit");
+        let mut tx = pg.begin().await.expect("begin");
+        let (next_pid, setting, seen): (i32, Option<String>, i64) = pg
+            .query_as(
+                "SELECT pg_backend_pid(), current_setting('strata.tenant_id', true), \
+                        (SELECT count(*) FROM activities)",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .expect("without a tenant");
+        tx.commit().await.expect("commit");
+        assert_eq!(setting.unwrap_or_default(), "", "round {round}");
+        assert_eq!(seen, 0, "round {round}");
+        if pid == next_pid {
+            shared += 1;
+        }
     }
+    // With a single client connection and PgBouncer's LIFO reuse, the
+    // rounds run on one server connection; a test that never shared one
+    // would prove nothing.
+    assert!(
+        shared >= 10,
+        "only {shared} of 20 rounds shared a server connection"
+    );
+    pg.close().await;
 }

@@ -27,6 +27,16 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
         Ok(plan) => plan,
         Err(e) => return schema_failed(e),
     };
+    if !plan.postgres_newer.is_empty() {
+        // An older binary on a compatible newer schema may serve, never migrate.
+        print_plan(&plan);
+        eprintln!(
+            "strata: schema upgrade refused: this binary is older than the database schema \
+             (newer migrations: {}); run the newer strata release to migrate",
+            plan.postgres_newer.join(", ")
+        );
+        return exit::SCHEMA_REFUSED;
+    }
     if plan_only {
         print_plan(&plan);
         return if plan.is_empty() {

@@ -34,9 +34,17 @@ pub struct PostgresConfig {
     /// prepared statements, every unit of work in an explicit transaction.
     pub pgbouncer: bool,
     pub connect_timeout_secs: u64,
-    /// How long a booting instance waits for another instance's migration
-    /// lock before giving up with an error.
+    /// How long a booting instance waits for another instance's schema
+    /// upgrade (the advisory schema lock) before giving up with an error.
+    pub schema_lock_wait_secs: u64,
+    /// How long one migration statement waits for a table lock (PostgreSQL
+    /// `lock_timeout`) before the migration transaction is rolled back and
+    /// retried: a long transaction of an older instance then delays the
+    /// upgrade, instead of every query queueing behind a blocked ALTER.
     pub migration_lock_timeout_secs: u64,
+    /// How many times a migration transaction that could not get its locks
+    /// is tried before the upgrade reports the store busy (serve retries).
+    pub migration_attempts: u32,
 }
 
 impl Default for PostgresConfig {
@@ -47,7 +55,9 @@ impl Default for PostgresConfig {
             pool_size: 16,
             pgbouncer: false,
             connect_timeout_secs: 5,
-            migration_lock_timeout_secs: 300,
+            schema_lock_wait_secs: 300,
+            migration_lock_timeout_secs: 5,
+            migration_attempts: 10,
         }
     }
 }

@@ -43,10 +43,25 @@ impl Config {
             "postgres.connect_timeout_secs",
             self.postgres.connect_timeout_secs,
         );
-        if !(1..=86_400).contains(&self.postgres.migration_lock_timeout_secs) {
+        if !(1..=86_400).contains(&self.postgres.schema_lock_wait_secs) {
+            bad(
+                "postgres.schema_lock_wait_secs",
+                "must be between 1 and 86400 seconds".into(),
+            );
+        }
+        if !(1..=60).contains(&self.postgres.migration_lock_timeout_secs) {
             bad(
                 "postgres.migration_lock_timeout_secs",
-                "must be between 1 and 86400 seconds".into(),
+                "must be between 1 and 60 seconds: every query on a table waits behind a \
+                 migration that waits for that table's lock (the wait for another instance's \
+                 upgrade is postgres.schema_lock_wait_secs)"
+                    .into(),
+            );
+        }
+        if !(1..=1000).contains(&self.postgres.migration_attempts) {
+            bad(
+                "postgres.migration_attempts",
+                "must be between 1 and 1000".into(),
             );
         }
 

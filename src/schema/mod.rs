@@ -52,7 +52,7 @@ pub enum SchemaError {
     },
     #[error(
         "postgres: another instance held the schema lock for longer than \
-         postgres.migration_lock_timeout_secs ({secs}s); it may still be migrating: \
+         postgres.schema_lock_wait_secs ({secs}s); it may still be migrating: \
          wait for it or raise the timeout"
     )]
     LockTimeout { secs: u64 },
@@ -109,6 +109,10 @@ pub struct SchemaPlan {
     pub postgres_version: i64,
     /// The highest migration this binary ships.
     pub postgres_binary_version: i64,
+    /// Applied migrations newer than this binary, all declared compatible:
+    /// it may serve, and refuses to migrate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postgres_newer: Vec<String>,
     /// Whether MongoDB can serve full-text search; `None` until known.
     pub text_search: Option<bool>,
 }
@@ -131,6 +135,9 @@ pub struct SchemaReport {
     /// Whether the schema lock was taken (only when something was pending).
     pub locked: bool,
     pub postgres_version: i64,
+    /// See [`SchemaPlan::postgres_newer`]: nothing was changed in any store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postgres_newer: Vec<String>,
     pub text_search: Option<bool>,
     pub took_ms: u64,
 }
@@ -185,12 +192,36 @@ impl FullPlan {
         self.postgres.is_empty() && self.mongo.actions.is_empty() && self.s3.actions.is_empty()
     }
 
+    /// The database has compatible migrations newer than this binary: it
+    /// serves, but leaves every store's schema to the newer binary.
+    fn newer(&self) -> Option<String> {
+        let newer = &self.postgres.newer_compatible;
+        (!newer.is_empty()).then(|| {
+            format!(
+                "postgres: the database has migrations newer than this binary ({}), all \
+                 declared compatible with older binaries: serving without migrating any store; \
+                 upgrade strata to migrate",
+                newer.join(", ")
+            )
+        })
+    }
+
     fn summary(&self, shipped: &Shipped) -> SchemaPlan {
+        if self.newer().is_some() {
+            return SchemaPlan {
+                warnings: self.newer().into_iter().collect(),
+                postgres_version: self.postgres.database_version,
+                postgres_binary_version: shipped.migrations.last().map_or(0, |m| m.version),
+                postgres_newer: self.postgres.newer_compatible.clone(),
+                ..SchemaPlan::default()
+            };
+        }
         SchemaPlan {
             postgres: self.postgres.steps(),
             mongo: self.mongo.steps(),
             s3: self.s3.steps(),
             warnings: self.mongo.warnings.clone(),
+            postgres_newer: Vec::new(),
             postgres_version: self.postgres.database_version,
             postgres_binary_version: shipped.migrations.last().map_or(0, |m| m.version),
             text_search: self.mongo.text_search,
@@ -297,6 +328,9 @@ async fn upgrade_on(
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<SchemaReport, SchemaError> {
     let first = plan_all(stores, config, direct, shipped).await?;
+    if let Some(warning) = first.newer() {
+        return Ok(newer_report(&first, warning));
+    }
     if first.is_empty() {
         return Ok(SchemaReport {
             warnings: first.mongo.warnings.clone(),
@@ -306,7 +340,7 @@ async fn upgrade_on(
         });
     }
     progress("taking the schema lock");
-    postgres::lock(direct, config.postgres.migration_lock_timeout_secs).await?;
+    postgres::lock(direct, config.postgres.schema_lock_wait_secs).await?;
     let applied = apply_locked(stores, config, direct, shipped, progress).await;
     // Closing the session would release it too; unlock to be explicit.
     let unlocked = postgres::unlock(direct).await;
@@ -324,7 +358,15 @@ async fn apply_locked(
 ) -> Result<SchemaReport, SchemaError> {
     // Another instance may have upgraded while this one waited.
     let plan = plan_all(stores, config, direct, shipped).await?;
-    let mut applied = postgres::apply(direct, &plan.postgres, progress).await?;
+    if let Some(warning) = plan.newer() {
+        return Ok(newer_report(&plan, warning));
+    }
+    let locks = postgres::LockPolicy {
+        lock_timeout: std::time::Duration::from_secs(config.postgres.migration_lock_timeout_secs),
+        attempts: config.postgres.migration_attempts,
+        backoff: config.boot.backoff(),
+    };
+    let mut applied = postgres::apply(direct, &plan.postgres, &locks, progress).await?;
     let mongo = mongo::apply(stores.mongo.database(), &plan.mongo, progress).await?;
     applied.extend(mongo.done);
     applied.extend(s3::apply(&stores.s3, &plan.s3, progress).await?);
@@ -332,6 +374,7 @@ async fn apply_locked(
         applied,
         warnings: mongo.warnings,
         locked: true,
+        postgres_newer: Vec::new(),
         postgres_version: shipped
             .migrations
             .last()
@@ -339,4 +382,14 @@ async fn apply_locked(
         text_search: mongo.text_search,
         took_ms: 0,
     })
+}
+
+fn newer_report(plan: &FullPlan, warning: String) -> SchemaReport {
+    SchemaReport {
+        warnings: vec![warning],
+        postgres_version: plan.postgres.database_version,
+        postgres_newer: plan.postgres.newer_compatible.clone(),
+        text_search: plan.mongo.text_search,
+        ..SchemaReport::default()
+    }
 }

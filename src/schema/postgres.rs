@@ -8,11 +8,12 @@
 //! than the binary, a lock wait bounded by configuration, no lock at all
 //! when nothing is pending, and the serving role's grants reconciled.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
 use super::{SchemaError, embedded};
+use crate::retry::Backoff;
 
 /// Records what was applied; only the migration role can touch it.
 pub const HISTORY_TABLE: &str = "strata_schema_history";
@@ -24,6 +25,17 @@ pub const LOCK_KEY: i64 = 0x7374_7261_7461_5343;
 /// What a serving role needs on every strata table.
 const TABLE_PRIVILEGES: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
 
+/// Tables named `strata_*` are strata's own bookkeeping (migration history,
+/// the state machines' transitions): the serving role gets nothing on them,
+/// so nothing it executes can rewrite what PostgreSQL enforces.
+const INTERNAL_TABLE_PATTERN: &str = "strata\\_%";
+
+/// The line by which a migration declares that binaries older than it may
+/// keep serving on a database that has it (an additive change: new tables,
+/// columns with defaults, indexes). Without it, an older binary refuses a
+/// database that has the migration.
+pub const COMPATIBLE_MARKER: &str = "-- strata: compatible-with-older-binaries";
+
 /// One embedded migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
@@ -32,6 +44,8 @@ pub struct Migration {
     pub name: String,
     pub sql: String,
     pub checksum: String,
+    /// Declared with [`COMPATIBLE_MARKER`].
+    pub compatible: bool,
 }
 
 impl Migration {
@@ -63,6 +77,7 @@ impl Migration {
             version,
             name: name.to_string(),
             checksum: embedded::checksum(sql),
+            compatible: sql.lines().any(|line| line.trim() == COMPATIBLE_MARKER),
             sql: embedded::normalise(sql),
         })
     }
@@ -96,27 +111,44 @@ pub struct Applied {
     pub version: i64,
     pub name: String,
     pub checksum: String,
+    /// The migration declared older binaries compatible.
+    pub compatible: bool,
+}
+
+/// What the database lacks, or has beyond this binary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pending<'m> {
+    /// Shipped migrations still to apply, in order.
+    pub todo: Vec<&'m Migration>,
+    /// Applied migrations newer than this binary, all declared compatible:
+    /// this binary may serve on the database but must not migrate it.
+    pub newer: Vec<String>,
 }
 
 /// Compares the embedded migrations with the recorded ones and returns
 /// those still to apply. Refuses a changed migration, a database newer
-/// than the binary, and history the binary does not know.
+/// than the binary (unless every newer migration is declared compatible),
+/// and history the binary does not know.
 pub fn pending<'m>(
     embedded: &'m [Migration],
     applied: &[Applied],
-) -> Result<Vec<&'m Migration>, SchemaError> {
-    let binary_max = embedded.last();
-    if let Some(newest) = applied.iter().max_by_key(|a| a.version)
-        && binary_max.is_none_or(|b| newest.version > b.version)
+) -> Result<Pending<'m>, SchemaError> {
+    let binary_max = embedded.last().map_or(0, |b| b.version);
+    let (newer, known): (Vec<&Applied>, Vec<&Applied>) =
+        applied.iter().partition(|a| a.version > binary_max);
+    if let Some(newest) = newer.iter().max_by_key(|a| a.version)
+        && newer.iter().any(|a| !a.compatible)
     {
         return Err(SchemaError::DatabaseNewer {
             database: newest.version,
             database_name: newest.name.clone(),
-            binary: binary_max.map_or(0, |b| b.version),
-            binary_name: binary_max.map_or_else(|| "none".into(), |b| b.name.clone()),
+            binary: binary_max,
+            binary_name: embedded
+                .last()
+                .map_or_else(|| "none".into(), |b| b.name.clone()),
         });
     }
-    for record in applied {
+    for record in known {
         let Some(shipped) = embedded.iter().find(|m| m.version == record.version) else {
             return Err(SchemaError::Refused {
                 store: "postgres",
@@ -150,7 +182,12 @@ pub fn pending<'m>(
             ),
         });
     }
-    Ok(todo)
+    let mut newer: Vec<&Applied> = newer;
+    newer.sort_by_key(|a| a.version);
+    Ok(Pending {
+        todo,
+        newer: newer.iter().map(|a| a.name.clone()).collect(),
+    })
 }
 
 /// What the PostgreSQL side of an upgrade would do.
@@ -163,6 +200,9 @@ pub struct PgPlan {
     /// that pending migrations create are granted as well).
     pub grants: Vec<String>,
     pub serving_role: Option<String>,
+    /// Applied migrations newer than this binary, all declared compatible:
+    /// serve, but do not migrate (see [`Pending::newer`]).
+    pub newer_compatible: Vec<String>,
 }
 
 impl PgPlan {
@@ -229,22 +269,26 @@ pub async fn read_history(conn: &mut PgConnection) -> Result<Vec<Applied>, Schem
     if !exists {
         return Ok(Vec::new());
     }
+    // `compatible` arrived with 0.2; a history written before has no such
+    // column (and its migrations declared nothing).
     sqlx::query_as::<_, Applied>(
-        "SELECT version, name, checksum FROM strata_schema_history ORDER BY version",
+        "SELECT version, name, checksum, \
+                coalesce((to_jsonb(h) ->> 'compatible')::boolean, false) AS compatible \
+         FROM strata_schema_history h ORDER BY version",
     )
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| db_error("reading the migration history", e))
 }
 
-/// Strata's tables (owned by the current role, except the history) on
-/// which `role` lacks one of the serving privileges.
-async fn missing_grants(conn: &mut PgConnection, role: &str) -> Result<Vec<String>, SchemaError> {
+/// Strata's tables (owned by the current role, except its own `strata_*`
+/// bookkeeping) on which `role` lacks one of the serving privileges.
+async fn missing_grants(conn: &mut PgConnection, role: &str) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
-           AND pg_get_userbyid(c.relowner) = current_user AND c.relname <> $2 \
+           AND pg_get_userbyid(c.relowner) = current_user AND c.relname NOT LIKE $2 \
            AND NOT (has_table_privilege($1, c.oid, 'SELECT') \
                 AND has_table_privilege($1, c.oid, 'INSERT') \
                 AND has_table_privilege($1, c.oid, 'UPDATE') \
@@ -252,10 +296,9 @@ async fn missing_grants(conn: &mut PgConnection, role: &str) -> Result<Vec<Strin
          ORDER BY 1",
     )
     .bind(role)
-    .bind(HISTORY_TABLE)
+    .bind(INTERNAL_TABLE_PATTERN)
     .fetch_all(&mut *conn)
     .await
-    .map_err(|e| db_error(format!("reading the privileges of role {role}"), e))
 }
 
 /// Reads the database and compares it with `migrations`; changes nothing
@@ -266,10 +309,8 @@ pub async fn plan(
     serving_role: Option<&str>,
 ) -> Result<PgPlan, SchemaError> {
     let applied = read_history(conn).await?;
-    let todo: Vec<Migration> = pending(migrations, &applied)?
-        .into_iter()
-        .cloned()
-        .collect();
+    let found = pending(migrations, &applied)?;
+    let todo: Vec<Migration> = found.todo.into_iter().cloned().collect();
     let database_version = applied.iter().map(|a| a.version).max().unwrap_or(0);
     let mut grants = Vec::new();
     if let Some(role) = serving_role {
@@ -281,13 +322,16 @@ pub async fn plan(
                 ),
             });
         }
-        grants = missing_grants(conn, role).await?;
+        grants = missing_grants(conn, role)
+            .await
+            .map_err(|e| db_error(format!("reading the privileges of role {role}"), e))?;
     }
     Ok(PgPlan {
         database_version,
         pending: todo,
         grants,
         serving_role: serving_role.map(str::to_string),
+        newer_compatible: found.newer,
     })
 }
 
@@ -338,24 +382,101 @@ pub async fn unlock(conn: &mut PgConnection) -> Result<(), SchemaError> {
         .map_err(|e| db_error("releasing the schema lock", e))
 }
 
+/// How migration statements wait for table locks.
+#[derive(Debug, Clone, Copy)]
+pub struct LockPolicy {
+    /// PostgreSQL `lock_timeout` for every statement of the migration
+    /// transaction (`postgres.migration_lock_timeout_secs`).
+    pub lock_timeout: Duration,
+    /// Tries of the whole transaction (`postgres.migration_attempts`).
+    pub attempts: u32,
+    pub backoff: Backoff,
+}
+
+/// A failed statement of the migration transaction.
+struct Failed {
+    step: String,
+    error: sqlx::Error,
+}
+
+fn failed(step: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Failed {
+    let step = step.into();
+    move |error| Failed { step, error }
+}
+
+/// SQLSTATE 55P03: a lock was not granted within `lock_timeout`.
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+}
+
 /// Applies `plan` (computed under the lock) in ONE transaction: either the
 /// database reaches the binary's version with all grants, or nothing
 /// changes and the previous binary still runs on it. (So a migration
 /// cannot use statements that refuse a transaction block, such as
 /// `CREATE INDEX CONCURRENTLY`; none needs to yet.)
+///
+/// Every statement waits at most `locks.lock_timeout` for a table lock: a
+/// DDL statement queued behind a long transaction would otherwise make every
+/// later query on that table queue behind it. On such a timeout the whole
+/// transaction is rolled back and tried again, up to `locks.attempts` times;
+/// then the store counts as busy (a transient error: `serve` retries).
 pub async fn apply(
     conn: &mut PgConnection,
     plan: &PgPlan,
+    locks: &LockPolicy,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Vec<String>, SchemaError> {
-    let mut done = Vec::new();
     if plan.is_empty() {
-        return Ok(done);
+        return Ok(Vec::new());
     }
+    let attempts = locks.attempts.max(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match apply_once(conn, plan, locks.lock_timeout, progress).await {
+            Ok(done) => return Ok(done),
+            Err(Failed { step, error }) if is_lock_timeout(&error) => {
+                let waited = locks.lock_timeout.as_secs_f64();
+                if attempt >= attempts {
+                    return Err(SchemaError::Store {
+                        store: "postgres",
+                        step,
+                        reason: format!(
+                            "could not get its table locks within {waited:.1}s in {attempts} \
+                             attempts: another transaction holds them (see pg_stat_activity); \
+                             nothing was changed"
+                        ),
+                        transient: true,
+                    });
+                }
+                progress(&format!(
+                    "postgres: {step}: waited {waited:.1}s for a table lock that another \
+                     transaction holds; rolled back, retrying (attempt {}/{attempts})",
+                    attempt + 1
+                ));
+                tokio::time::sleep(locks.backoff.delay(attempt)).await;
+            }
+            Err(Failed { step, error }) => return Err(db_error(step, error)),
+        }
+    }
+}
+
+async fn apply_once(
+    conn: &mut PgConnection,
+    plan: &PgPlan,
+    lock_timeout: Duration,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Vec<String>, Failed> {
+    let mut done = Vec::new();
     let mut tx = conn
         .begin()
         .await
-        .map_err(|e| db_error("starting the migration transaction", e))?;
+        .map_err(failed("starting the migration transaction"))?;
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(format!("{}ms", lock_timeout.as_millis()))
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("setting lock_timeout"))?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS strata_schema_history (
             version      bigint PRIMARY KEY,
@@ -364,31 +485,35 @@ pub async fn apply(
             applied_on   timestamptz NOT NULL DEFAULT now(),
             execution_ms bigint NOT NULL,
             applied_by   text NOT NULL
-        )",
+        );
+        ALTER TABLE strata_schema_history
+            ADD COLUMN IF NOT EXISTS compatible boolean NOT NULL DEFAULT false",
     )
     .execute(&mut *tx)
     .await
-    .map_err(|e| db_error("creating the migration history table", e))?;
+    .map_err(failed("creating the migration history table"))?;
     for migration in &plan.pending {
         progress(&format!("postgres: applying migration {}", migration.name));
         let started = Instant::now();
         sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql.clone()))
             .execute(&mut *tx)
             .await
-            .map_err(|e| db_error(format!("applying migration {}", migration.name), e))?;
+            .map_err(failed(format!("applying migration {}", migration.name)))?;
         let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         sqlx::query(
-            "INSERT INTO strata_schema_history (version, name, checksum, execution_ms, applied_by) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO strata_schema_history \
+                (version, name, checksum, execution_ms, applied_by, compatible) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(migration.version)
         .bind(&migration.name)
         .bind(&migration.checksum)
         .bind(elapsed)
         .bind(format!("strata {}", env!("CARGO_PKG_VERSION")))
+        .bind(migration.compatible)
         .execute(&mut *tx)
         .await
-        .map_err(|e| db_error(format!("recording migration {}", migration.name), e))?;
+        .map_err(failed(format!("recording migration {}", migration.name)))?;
         done.push(format!(
             "postgres: applied migration {} ({elapsed} ms)",
             migration.name
@@ -396,7 +521,9 @@ pub async fn apply(
     }
     if let Some(role) = &plan.serving_role {
         // Re-read after the migrations: they may have created tables.
-        let tables = missing_grants(&mut tx, role).await?;
+        let tables = missing_grants(&mut tx, role)
+            .await
+            .map_err(failed(format!("reading the privileges of role {role}")))?;
         if !tables.is_empty() {
             progress(&format!("postgres: granting table privileges to {role}"));
         }
@@ -405,7 +532,7 @@ pub async fn apply(
             sqlx::raw_sql(sqlx::AssertSqlSafe(grant))
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| db_error(format!("granting privileges on {table} to {role}"), e))?;
+                .map_err(failed(format!("granting privileges on {table} to {role}")))?;
         }
         if !tables.is_empty() {
             done.push(format!(
@@ -417,7 +544,7 @@ pub async fn apply(
     }
     tx.commit()
         .await
-        .map_err(|e| db_error("committing the migrations", e))?;
+        .map_err(failed("committing the migrations"))?;
     Ok(done)
 }
 
@@ -448,7 +575,12 @@ mod tests {
             version: m.version,
             name: m.name.clone(),
             checksum: m.checksum.clone(),
+            compatible: m.compatible,
         }
+    }
+
+    fn todo<'m>(all: &'m [Migration], applied: &[Applied]) -> Vec<&'m Migration> {
+        pending(all, applied).expect("plan").todo
     }
 
     #[test]
@@ -477,25 +609,16 @@ mod tests {
     #[test]
     fn pending_lists_what_is_not_recorded() {
         let all = [m("0001_a.sql", "A"), m("0002_b.sql", "B")];
-        assert_eq!(pending(&all, &[]).expect("plan").len(), 2);
-        let todo = pending(&all, &[recorded(&all[0])]).expect("plan");
-        assert_eq!(todo, vec![&all[1]]);
-        assert!(
-            pending(&all, &[recorded(&all[0]), recorded(&all[1])])
-                .expect("plan")
-                .is_empty()
-        );
+        assert_eq!(todo(&all, &[]).len(), 2);
+        assert_eq!(todo(&all, &[recorded(&all[0])]), vec![&all[1]]);
+        assert!(todo(&all, &[recorded(&all[0]), recorded(&all[1])]).is_empty());
     }
 
     #[test]
     fn crlf_checkout_is_not_a_change() {
         let shipped = m("0001_a.sql", "CREATE TABLE a ();\n");
         let crlf = m("0001_a.sql", "CREATE TABLE a ();\r\n");
-        assert!(
-            pending(&[crlf], &[recorded(&shipped)])
-                .expect("same")
-                .is_empty()
-        );
+        assert!(todo(&[crlf], &[recorded(&shipped)]).is_empty());
     }
 
     #[test]
@@ -514,6 +637,7 @@ mod tests {
             version: 7,
             name: "0007_future".into(),
             checksum: "x".into(),
+            compatible: false,
         };
         let err = pending(&all, &[recorded(&all[0]), future]).expect_err("newer");
         let text = err.to_string();
@@ -521,6 +645,60 @@ mod tests {
             text.contains("0007_future") && text.contains("0001_a"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_newer_database_whose_newer_migrations_are_compatible_is_served_not_migrated() {
+        let all = [m("0001_a.sql", "A"), m("0002_b.sql", "B")];
+        let future = |version: i64, compatible: bool| Applied {
+            version,
+            name: format!("000{version}_future"),
+            checksum: "x".into(),
+            compatible,
+        };
+        let applied = [
+            recorded(&all[0]),
+            recorded(&all[1]),
+            future(3, true),
+            future(4, true),
+        ];
+        let found = pending(&all, &applied).expect("compatible");
+        assert!(found.todo.is_empty());
+        assert_eq!(found.newer, ["0003_future", "0004_future"]);
+        // One incompatible newer migration is enough to refuse.
+        let applied = [
+            recorded(&all[0]),
+            recorded(&all[1]),
+            future(3, true),
+            future(4, false),
+        ];
+        let err = pending(&all, &applied).expect_err("incompatible");
+        assert!(
+            matches!(err, SchemaError::DatabaseNewer { database: 4, .. }),
+            "{err}"
+        );
+        // Known migrations are still checked on a newer database.
+        let mut changed = recorded(&all[1]);
+        changed.checksum = "other".into();
+        let applied = [recorded(&all[0]), changed, future(3, true)];
+        assert!(matches!(
+            pending(&all, &applied),
+            Err(SchemaError::ChangedMigration { .. })
+        ));
+    }
+
+    #[test]
+    fn the_compatibility_marker_is_read_from_the_file() {
+        let plain = m("0001_a.sql", "CREATE TABLE a ();");
+        assert!(!plain.compatible);
+        let marked = m(
+            "0002_b.sql",
+            &format!("-- adds a column\n{COMPATIBLE_MARKER}\nALTER TABLE a ADD b int;"),
+        );
+        assert!(marked.compatible);
+        let shipped = embedded_migrations().expect("embedded");
+        // The first migrations build what older binaries never had.
+        assert!(!shipped[0].compatible);
     }
 
     #[test]

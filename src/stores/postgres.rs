@@ -16,12 +16,17 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres as Pg, Transaction};
 use super::{ProbeError, ProbeReport};
 use crate::config::{PostgresConfig, SecretUrl};
 
+/// Connections of the administrative path (see [`Postgres::begin_admin`]).
+const ADMIN_POOL_SIZE: u32 = 2;
+
 /// The oldest server strata runs on (`server_version_num`).
 pub const MIN_SERVER_VERSION_NUM: i32 = 160_000;
 
 #[derive(Clone)]
 pub struct Postgres {
     pool: PgPool,
+    /// The administrative path: a few connections as the migration role.
+    admin: PgPool,
     direct: PgConnectOptions,
     pooled_address: String,
     direct_address: String,
@@ -41,8 +46,17 @@ impl Postgres {
             .max_connections(config.pool_size)
             .acquire_timeout(timeout)
             .connect_lazy_with(pooled);
+        // Cross-tenant work is rare (tenant administration, purges): a small
+        // pool that gives its connections back when idle.
+        let admin = PgPoolOptions::new()
+            .max_connections(ADMIN_POOL_SIZE)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(60))
+            .acquire_timeout(timeout)
+            .connect_lazy_with(direct.clone());
         Ok(Self {
             pool,
+            admin,
             direct,
             pooled_address: config.url.address(),
             direct_address: direct_url.address(),
@@ -83,6 +97,63 @@ impl Postgres {
             .execute(&mut *tx)
             .await?;
         Ok(tx)
+    }
+
+    /// The one sanctioned way from a tenant's ref (the ULID the API
+    /// receives) to its id: `strata_tenant_id()`, a function of the
+    /// migration role, since the serving role sees no tenant row but its
+    /// own. `None` for an unknown, suspended or deleted tenant.
+    pub async fn tenant_id(&self, tenant_ref: &str) -> Result<Option<uuid::Uuid>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let id: Option<uuid::Uuid> = self
+            .query_as::<(Option<uuid::Uuid>,)>("SELECT strata_tenant_id($1)")
+            .bind(tenant_ref)
+            .fetch_one(&mut *tx)
+            .await?
+            .0;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`Postgres::begin_tenant`] from a tenant's ref, resolving it and
+    /// setting it in one round trip. `None` (and nothing left open) for an
+    /// unknown, suspended or deleted tenant.
+    pub async fn begin_tenant_ref(
+        &self,
+        tenant_ref: &str,
+    ) -> Result<Option<(uuid::Uuid, Transaction<'static, Pg>)>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let (id,): (Option<uuid::Uuid>,) = self
+            .query_as(
+                "SELECT nullif(set_config('strata.tenant_id', \
+                                          coalesce(strata_tenant_id($1)::text, ''), true), \
+                               '')::uuid",
+            )
+            .bind(tenant_ref)
+            .fetch_one(&mut *tx)
+            .await?;
+        match id {
+            Some(id) => Ok(Some((id, tx))),
+            None => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// A transaction on the administrative path: the migration role of
+    /// `postgres.direct_url`, whose `*_owner` policies see every tenant's
+    /// rows. Only for deliberate cross-tenant work (tenants, global skills,
+    /// purges), never for a tenant's request. The serving role cannot take
+    /// this path: it is not, and may not be, that role (checked at boot).
+    pub async fn begin_admin(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+        self.admin.begin().await
+    }
+
+    /// Closes both pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.admin.close().await;
     }
 
     /// A query fit for the pooled path: never a named, cached statement when
@@ -127,16 +198,11 @@ impl Postgres {
             .begin()
             .await
             .map_err(|e| classify("reachable", &self.pooled_address, e))?;
-        let (version_num, version, user, bypasses_rls): (i32, String, String, bool) = self
-            .query_as(
-                "SELECT current_setting('server_version_num')::int4, \
-                        current_setting('server_version'), \
-                        current_user::text, \
-                        (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| classify("reachable", &self.pooled_address, e))?;
+        let (version_num, version, user, isolation_breakers): (i32, String, String, Vec<String>) =
+            self.query_as(SERVING_ROLE_QUERY)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| classify("reachable", &self.pooled_address, e))?;
         tx.commit()
             .await
             .map_err(|e| classify("reachable", &self.pooled_address, e))?;
@@ -152,31 +218,22 @@ impl Postgres {
         check_version(version_num, &version)?;
         report.version = Some(version.clone());
         report.passed("version", format!("PostgreSQL {version} (>= 16)"));
-        if bypasses_rls {
-            return Err(ProbeError::Unfit {
-                check: "serving_role",
-                reason: format!(
-                    "role {user} of postgres.url is a superuser or has BYPASSRLS, so row-level \
-                     security would not isolate tenants; serve with an ordinary role"
-                ),
-            });
+        if !isolation_breakers.is_empty() {
+            return Err(unfit_serving_role(&user, &isolation_breakers.join("; ")));
         }
-        report.passed(
-            "serving_role",
-            format!("{user} is subject to row-level security"),
-        );
 
         let mut direct = self
             .connect_direct()
             .await
             .map_err(|e| classify("direct", &self.direct_address, e))?;
-        let (direct_version_num, direct_version, direct_user, can_create, direct_bypasses_rls): (
-            i32,
-            String,
-            String,
-            bool,
-            bool,
-        ) = sqlx::query_as(
+        let (
+            direct_version_num,
+            direct_version,
+            direct_user,
+            can_create,
+            direct_bypasses_rls,
+            serving_is_migrator,
+        ): (i32, String, String, bool, bool, bool) = sqlx::query_as(
             // Since PostgreSQL 15 only the database owner may create in
             // `public` by default: CREATE on the database is not enough.
             "SELECT current_setting('server_version_num')::int4, \
@@ -184,14 +241,30 @@ impl Postgres {
                         current_user::text, \
                         has_database_privilege(current_database(), 'CREATE') \
                           AND coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), \
-                        (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)",
+                        (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user), \
+                        pg_has_role($1, current_user, 'MEMBER')",
         )
+        .bind(&user)
         .fetch_one(&mut direct)
         .await
         .map_err(|e| classify("direct", &self.direct_address, e))?;
         // Best effort: the probe has its answer either way.
         let _ = direct.close().await;
         check_version(direct_version_num, &direct_version)?;
+        if serving_is_migrator {
+            return Err(unfit_serving_role(
+                &user,
+                &format!(
+                    "it is (a member of) the migration role {direct_user} of postgres.direct_url, \
+                     which owns strata's tables and may see every tenant's rows; give \
+                     postgres.url a role of its own"
+                ),
+            ));
+        }
+        report.passed(
+            "serving_role",
+            format!("{user} owns nothing and is subject to row-level security"),
+        );
         report.passed(
             "direct",
             format!("{} as {direct_user}", self.direct_address),
@@ -232,6 +305,42 @@ impl Postgres {
             .await
             .map_err(|e| classify("reachable", &self.pooled_address, e))?;
         Ok(())
+    }
+}
+
+/// Version, role, and every reason the serving role could see past
+/// row-level security: superuser or BYPASSRLS (itself or through a role it
+/// is a member of), membership of the database owner, or owning (being a
+/// member of the owner of) a table in strata's schema. Owners and the
+/// database owner get the `*_owner` policies and may disable RLS.
+const SERVING_ROLE_QUERY: &str = "\
+    SELECT current_setting('server_version_num')::int4, \
+           current_setting('server_version'), \
+           current_user::text, \
+           array_remove(ARRAY[ \
+             (SELECT 'it is a superuser or has BYPASSRLS' \
+              FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolbypassrls)), \
+             (SELECT 'it is a member of ' || string_agg(r.rolname, ', ') \
+                     || ', which is a superuser or has BYPASSRLS' \
+              FROM pg_roles r WHERE r.rolname <> current_user \
+                AND (r.rolsuper OR r.rolbypassrls) AND pg_has_role(current_user, r.oid, 'MEMBER')), \
+             (SELECT 'it is (a member of) the database owner ' || pg_get_userbyid(d.datdba) \
+              FROM pg_database d WHERE d.datname = current_database() \
+                AND pg_has_role(current_user, d.datdba, 'MEMBER')), \
+             (SELECT 'it owns (or is a member of the owner of) ' \
+                     || string_agg(DISTINCT c.relname, ', ' ORDER BY c.relname) \
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+                AND pg_has_role(current_user, c.relowner, 'MEMBER')) \
+           ], NULL)";
+
+fn unfit_serving_role(user: &str, why: &str) -> ProbeError {
+    ProbeError::Unfit {
+        check: "serving_role",
+        reason: format!(
+            "role {user} of postgres.url could see past row-level security: {why}. Serve with \
+             an ordinary role that owns nothing; strata grants it what it needs"
+        ),
     }
 }
 

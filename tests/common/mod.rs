@@ -282,3 +282,31 @@ pub fn run(mut command: Command) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
+
+/// Creates an active tenant through the administrative path (the serving
+/// role cannot insert tenants); returns its id and ref.
+pub async fn create_tenant(
+    pg: &strata::stores::postgres::Postgres,
+    slug: &str,
+) -> (uuid::Uuid, String) {
+    let id = uuid::Uuid::new_v4();
+    let tenant_ref = ulid::Ulid::generate().to_string();
+    let mut tx = pg.begin_admin().await.expect("begin admin");
+    pg.query("INSERT INTO tenants (id, ref_id, name, slug, plan) VALUES ($1, $2, $3, $3, 'basic')")
+        .bind(id)
+        .bind(&tenant_ref)
+        .bind(slug)
+        .execute(&mut *tx)
+        .await
+        .expect("create tenant");
+    tx.commit().await.expect("commit tenant");
+    (id, tenant_ref)
+}
+
+/// The SQLSTATE of a failed statement, if it failed in the database.
+pub fn sqlstate<T>(result: &Result<T, sqlx::Error>) -> Option<String> {
+    match result {
+        Err(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
