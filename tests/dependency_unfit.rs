@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Fixture, deps, run, with_database};
+use sqlx::Connection;
 
 fn check_with(fixture: &Fixture, overrides: &[(&str, String)]) -> (Option<i32>, String) {
     let mut command = fixture.strata(&["check"]);
@@ -131,4 +132,70 @@ async fn a_migration_role_without_create_on_the_schema_is_refused() {
         "{output}"
     );
     assert!(!output.contains("role-pw-31337"));
+}
+
+#[tokio::test]
+async fn serving_with_the_migration_role_is_refused_at_boot() {
+    let fixture = Fixture::new("oneurl").await;
+    // One URL for both: the serving role would own every table.
+    let mut command = fixture.strata(&["serve"]);
+    command
+        .env("STRATA_POSTGRES__URL", fixture.direct_url())
+        .env("STRATA_POSTGRES__PGBOUNCER", "false")
+        .env_remove("STRATA_POSTGRES__DIRECT_URL");
+    let (code, stdout, stderr) = run(command);
+    let output = format!("{stdout}{stderr}");
+    assert_eq!(code, Some(4), "{output}");
+    assert!(
+        output.contains("role strata_owner of postgres.url")
+            && output.contains("database owner strata_owner"),
+        "{output}"
+    );
+    // Nothing was migrated by the refused boot.
+    let mut owner = sqlx::PgConnection::connect(&fixture.direct_url())
+        .await
+        .expect("direct");
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+            .fetch_one(&mut owner)
+            .await
+            .expect("count tables");
+    assert_eq!(tables, 0, "{output}");
+}
+
+#[tokio::test]
+async fn a_serving_role_that_is_a_member_of_the_migration_role_is_refused() {
+    let fixture = Fixture::new("member").await;
+    let role = fixture.pg_database.replace("member", "m");
+    let mut admin = sqlx::PgConnection::connect(&deps().pg_superuser_url)
+        .await
+        .expect("superuser");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw'; GRANT strata_owner TO \"{role}\""
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("create member role");
+    let url = format!(
+        "postgres://{role}:pw@127.0.0.1:{}/{}",
+        deps().pg_port,
+        fixture.pg_database
+    );
+    let (code, output) = check_with(
+        &fixture,
+        &[
+            ("STRATA_POSTGRES__URL", url),
+            ("STRATA_POSTGRES__PGBOUNCER", "false".into()),
+        ],
+    );
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE \"{role}\"")))
+        .execute(&mut admin)
+        .await;
+    assert_eq!(code, Some(4), "{output}");
+    let failed = failed_lines(&output);
+    assert_eq!(failed.len(), 1, "{output}");
+    assert!(
+        failed[0].contains("serving_role") && failed[0].contains("strata_owner"),
+        "{output}"
+    );
 }
