@@ -1,7 +1,8 @@
 //! Eight `strata serve` processes booting at once on empty stores (serving
-//! through PgBouncer, migrating on the direct URL): all become ready, the
-//! schema is upgraded by exactly one of them and recorded once; a second
-//! wave on the current schema takes no lock at all.
+//! through PgBouncer, migrating on the direct URL): all become ready, and
+//! every schema change is executed exactly once across all of them (counted
+//! in their logs, so a duplicate execution that rolled back still shows);
+//! a second wave on the current schema takes no lock at all.
 
 mod common;
 
@@ -46,8 +47,12 @@ async fn all_ready(wave: &mut [Served]) -> Duration {
     started.elapsed()
 }
 
+/// Executions, counted: every time any instance logged `needle` (an
+/// instance that began a migration and rolled back counts too).
 fn count_logging(wave: &[Served], needle: &str) -> usize {
-    wave.iter().filter(|s| s.stderr().contains(needle)).count()
+    wave.iter()
+        .map(|s| s.stderr().matches(needle).count())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,6 +76,10 @@ async fn eight_instances_on_empty_stores_upgrade_exactly_once() {
         );
     }
     assert!(count_logging(&wave, "taking the schema lock") >= 1);
+    for bucket in ["content", "contracts"] {
+        let needle = format!("create bucket {}-{bucket}", fixture.bucket_prefix);
+        assert_eq!(count_logging(&wave, &needle), 1, "{needle}: exactly once");
+    }
     assert_eq!(
         count_logging(&wave, "create collection skills"),
         1,

@@ -248,7 +248,7 @@ async fn no_lock_is_taken_when_nothing_is_pending() {
         .expect("hold the lock");
 
     let with_timeout = |cmd: &mut std::process::Command| {
-        cmd.env("STRATA_POSTGRES__MIGRATION_LOCK_TIMEOUT_SECS", "1");
+        cmd.env("STRATA_POSTGRES__SCHEMA_LOCK_WAIT_SECS", "1");
     };
     let mut command = fixture.strata(&["migrate"]);
     with_timeout(&mut command);
