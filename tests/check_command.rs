@@ -92,3 +92,55 @@ async fn check_reports_drift_until_migrate_then_passes() {
         "{stdout}"
     );
 }
+
+/// MongoDB 6.x boots but is past its end of life: `check` says so; 7.0 and
+/// later do not get the warning. The expectation follows the version the
+/// server itself reports, so it holds for any STRATA_TEST_MONGO_URL.
+#[tokio::test]
+async fn check_warns_about_a_mongodb_below_the_supported_version() {
+    let fixture = Fixture::new("checkmongo").await;
+    let client = mongodb::Client::with_uri_str(&common::deps().mongo_url)
+        .await
+        .expect("mongo client");
+    let build_info = client
+        .database("admin")
+        .run_command(mongodb::bson::doc! { "buildInfo": 1 })
+        .await
+        .expect("buildInfo");
+    let version = build_info.get_str("version").expect("version").to_string();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("a numeric major version");
+
+    let (_, report) = check_json(&fixture);
+    let mongo: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["component"] == "mongo")
+        .collect();
+    assert!(
+        mongo.iter().any(|c| c["check"] == "version"
+            && c["outcome"] == "ok"
+            && c["detail"].as_str().unwrap_or("").contains(&version)),
+        "{report}"
+    );
+    let eol: Vec<_> = mongo
+        .iter()
+        .filter(|c| {
+            c["outcome"] == "warn" && c["detail"].as_str().unwrap_or("").contains("end of life")
+        })
+        .collect();
+    if major < 7 {
+        assert_eq!(eol.len(), 1, "MongoDB {version} is warned about: {report}");
+        let detail = eol[0]["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.contains(&version) && detail.contains("7.0 is the supported target"),
+            "{detail}"
+        );
+    } else {
+        assert!(eol.is_empty(), "MongoDB {version} is supported: {report}");
+    }
+}
