@@ -12,6 +12,7 @@
 //! apply. So N instances booting at once upgrade exactly once, and
 //! restarts of an up-to-date fleet never queue on the lock.
 
+pub mod config_keys;
 pub mod embedded;
 pub mod mongo;
 pub mod postgres;
@@ -109,8 +110,6 @@ pub struct SchemaPlan {
     pub postgres_version: i64,
     /// The highest migration this binary ships.
     pub postgres_binary_version: i64,
-    /// Whether MongoDB can serve full-text search; `None` until known.
-    pub text_search: Option<bool>,
 }
 
 impl SchemaPlan {
@@ -131,7 +130,6 @@ pub struct SchemaReport {
     /// Whether the schema lock was taken (only when something was pending).
     pub locked: bool,
     pub postgres_version: i64,
-    pub text_search: Option<bool>,
     pub took_ms: u64,
 }
 
@@ -193,7 +191,6 @@ impl FullPlan {
             warnings: self.mongo.warnings.clone(),
             postgres_version: self.postgres.database_version,
             postgres_binary_version: shipped.migrations.last().map_or(0, |m| m.version),
-            text_search: self.mongo.text_search,
         }
     }
 }
@@ -301,7 +298,6 @@ async fn upgrade_on(
         return Ok(SchemaReport {
             warnings: first.mongo.warnings.clone(),
             postgres_version: first.postgres.database_version,
-            text_search: first.mongo.text_search,
             ..SchemaReport::default()
         });
     }
@@ -336,7 +332,6 @@ async fn apply_locked(
             .migrations
             .last()
             .map_or(plan.postgres.database_version, |m| m.version),
-        text_search: mongo.text_search,
         took_ms: 0,
     })
 }
