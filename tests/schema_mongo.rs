@@ -124,7 +124,7 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
     let bad = outputs
         .insert_one(doc! { "tenantId": "t", "refId": "nope", "createdOn": now() })
         .await;
-    assert!(bad.is_err(), "an invalid document is refused");
+    assert_eq!(write_error_code(bad), 121, "an invalid document is refused");
     outputs
         .insert_one(doc! {
             "tenantId": "t", "refId": ulid(), "createdOn": now(), "deletedOn": Bson::Null,
@@ -137,8 +137,9 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
     let skills = db.collection::<Document>("skills");
     let skill = doc! { "tenantId": "global", "refId": ulid(), "createdOn": now(), "name": "n", "content": "c" };
     skills.insert_one(skill.clone()).await.expect("first");
-    assert!(
-        skills.insert_one(skill).await.is_err(),
+    assert_eq!(
+        write_error_code(skills.insert_one(skill).await),
+        11000,
         "duplicate refId refused"
     );
 
@@ -155,9 +156,9 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
     );
 }
 
-/// The server's answer to a refused write: code 121 is a document
-/// validation failure (not a duplicate key or a type error).
-fn validation_code(result: mongodb::error::Result<mongodb::results::InsertOneResult>) -> i32 {
+/// The server's code for a refused write: 121 is a document validation
+/// failure, 11000 a duplicate key.
+fn write_error_code(result: mongodb::error::Result<mongodb::results::InsertOneResult>) -> i32 {
     let error = result.expect_err("the document is refused");
     match *error.kind {
         mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(ref e)) => e.code,
@@ -192,7 +193,7 @@ async fn a_document_cannot_point_into_another_tenants_s3_prefix() {
     ] {
         let refused = outputs.insert_one(output("t1", foreign)).await;
         assert_eq!(
-            validation_code(refused),
+            write_error_code(refused),
             DOCUMENT_VALIDATION_FAILURE,
             "{foreign}"
         );
@@ -207,7 +208,7 @@ async fn a_document_cannot_point_into_another_tenants_s3_prefix() {
         .await
         .expect("own prefix");
     assert_eq!(
-        validation_code(
+        write_error_code(
             strategies
                 .insert_one(strategy("t2/strategies/s/v1.md"))
                 .await
@@ -232,7 +233,7 @@ async fn a_document_cannot_point_into_another_tenants_s3_prefix() {
         let mut extra = doc! { "scrapedTextKey": "t1/onboarding/r/scraped.txt" };
         extra.insert(field, "t2/onboarding/r/x.md");
         assert_eq!(
-            validation_code(research.insert_one(run(extra)).await),
+            write_error_code(research.insert_one(run(extra)).await),
             DOCUMENT_VALIDATION_FAILURE,
             "{field}"
         );
