@@ -826,7 +826,7 @@ mod tests {
                     c.name
                 );
             }
-            let expr = c.validator.get("$expr").map(|e| canonical(e));
+            let expr = c.validator.get("$expr").map(canonical);
             for field in &c.s3_key_fields {
                 let expr = expr.as_deref().expect("an $expr");
                 assert!(

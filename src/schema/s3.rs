@@ -699,6 +699,14 @@ mod tests {
         assert!(contracts.object_lock);
         assert_eq!(contracts.retention, Some((RetentionMode::Compliance, 7)));
         assert_eq!(contracts.bucket, "strata-contracts");
+        // The mode comes from its configuration key like the numbers do.
+        let mut governed = config.clone();
+        governed.s3.contracts_retention_mode = RetentionMode::Governance;
+        let contracts = wanted(&governed)
+            .into_iter()
+            .find(|b| b.purpose == "contracts")
+            .expect("contracts");
+        assert_eq!(contracts.retention, Some((RetentionMode::Governance, 7)));
     }
 
     #[test]
