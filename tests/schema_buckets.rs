@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, ObjectLockEnabled, ObjectLockRetentionMode};
 use strata::stores::Stores;
@@ -227,8 +228,17 @@ async fn a_compliance_locked_contract_version_cannot_be_deleted() {
         .version_id(&version)
         .send()
         .await;
-    assert!(
-        deleted.is_err(),
+    // Refused by the lock itself: AccessDenied, not some other failure.
+    let refusal = |result: Result<_, aws_sdk_s3::error::SdkError<_>>| {
+        let error = result.expect_err("a COMPLIANCE-locked version cannot be deleted");
+        (
+            error.code().map(str::to_string),
+            error.raw_response().map(|r| r.status().as_u16()),
+        )
+    };
+    assert_eq!(
+        refusal(deleted),
+        (Some("AccessDenied".to_string()), Some(403)),
         "a COMPLIANCE-locked version cannot be deleted"
     );
     let bypass = client
@@ -239,7 +249,11 @@ async fn a_compliance_locked_contract_version_cannot_be_deleted() {
         .bypass_governance_retention(true)
         .send()
         .await;
-    assert!(bypass.is_err(), "not even with the governance bypass");
+    assert_eq!(
+        refusal(bypass),
+        (Some("AccessDenied".to_string()), Some(403)),
+        "not even with the governance bypass"
+    );
     client
         .head_object()
         .bucket(&bucket)

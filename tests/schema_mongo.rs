@@ -1,8 +1,8 @@
 //! MongoDB collections, validators and indexes: created from the embedded
 //! definitions and read back with listCollections/listIndexes; a TTL
 //! change applied in place at restart; a changed index rebuilt under its
-//! new name; text indexes built where the server can, and a recorded,
-//! reported capability where it cannot.
+//! new name; the skills text index built and ranking; S3 keys held to the
+//! document's own tenant prefix by the validator.
 
 mod common;
 
@@ -75,7 +75,7 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
             def.name
         );
         let on_server = indexes(db, &def.name).await;
-        for index in def.indexes.iter().filter(|i| !i.is_text()) {
+        for index in &def.indexes {
             let found = named(&on_server, &index.full_name()).unwrap_or_else(|| {
                 panic!(
                     "index {}.{} missing: {on_server:?}",
@@ -90,11 +90,18 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
                 def.name,
                 index.name
             );
+            // A text index is listed with the server's internal key
+            // ({_fts: "text", _ftsx: 1}) instead of the fields.
+            let key = if index.is_text() {
+                doc! { "_fts": "text", "_ftsx": 1 }
+            } else {
+                index.key.clone()
+            };
             assert_eq!(
                 canonical(&Bson::Document(
                     found.get_document("key").expect("key").clone()
                 )),
-                canonical(&Bson::Document(index.key.clone()))
+                canonical(&Bson::Document(key))
             );
         }
     }
@@ -117,7 +124,7 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
     let bad = outputs
         .insert_one(doc! { "tenantId": "t", "refId": "nope", "createdOn": now() })
         .await;
-    assert!(bad.is_err(), "an invalid document is refused");
+    assert_eq!(write_error_code(bad), 121, "an invalid document is refused");
     outputs
         .insert_one(doc! {
             "tenantId": "t", "refId": ulid(), "createdOn": now(), "deletedOn": Bson::Null,
@@ -130,56 +137,120 @@ async fn every_collection_validator_and_index_exists_and_a_rerun_is_a_no_op() {
     let skills = db.collection::<Document>("skills");
     let skill = doc! { "tenantId": "global", "refId": ulid(), "createdOn": now(), "name": "n", "content": "c" };
     skills.insert_one(skill.clone()).await.expect("first");
-    assert!(
-        skills.insert_one(skill).await.is_err(),
+    assert_eq!(
+        write_error_code(skills.insert_one(skill).await),
+        11000,
         "duplicate refId refused"
     );
 
-    // Nothing pending the second time. Whether the server can build text
-    // indexes is asked of the server itself, so this holds on secantusdb
-    // (cannot: a warning, not a change) and on a real MongoDB 7 (can).
-    let can_text = server_builds_text_indexes(db).await;
+    // Nothing pending the second time, and nothing to warn about.
     let plan = strata::schema::plan(&stores, &config).await.expect("plan");
     assert!(plan.mongo.is_empty(), "{:?}", plan.mongo);
-    assert_eq!(plan.text_search, Some(can_text));
-    let text_warning = plan
-        .warnings
-        .iter()
-        .any(|w| w.contains("cannot build text indexes"));
-    assert_eq!(text_warning, !can_text, "{:?}", plan.warnings);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     let (code, out, _) = common::run(fixture.strata(&["check"]));
     assert_eq!(code, Some(0), "check passes\n{out}");
-    let warned = out
-        .lines()
-        .any(|l| l.starts_with("WARN") && l.contains("text indexes"));
-    assert_eq!(warned, !can_text, "{out}");
-    assert_eq!(recorded_text_capability(db).await, Some(can_text));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("OK") && l.contains("mongo") && l.contains("up to date")),
+        "{out}"
+    );
 }
 
-/// What strata recorded about the server's text indexes.
-async fn recorded_text_capability(db: &mongodb::Database) -> Option<bool> {
-    db.collection::<Document>(mongo::META_COLLECTION)
-        .find_one(doc! { "_id": "capabilities" })
-        .await
-        .expect("read")
-        .expect("capabilities recorded")
-        .get_document("textSearch")
-        .and_then(|t| t.get_bool("available"))
-        .ok()
+/// The server's code for a refused write: 121 is a document validation
+/// failure, 11000 a duplicate key.
+fn write_error_code(result: mongodb::error::Result<mongodb::results::InsertOneResult>) -> i32 {
+    let error = result.expect_err("the document is refused");
+    match *error.kind {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(ref e)) => e.code,
+        ref other => panic!("not a write error: {other:?}"),
+    }
 }
 
-/// Asks the server directly (a scratch collection, dropped afterwards).
-async fn server_builds_text_indexes(db: &mongodb::Database) -> bool {
-    let scratch = db.collection::<Document>("scratch_text_probe_test");
-    let built = db
-        .run_command(doc! {
-            "createIndexes": scratch.name(),
-            "indexes": [ { "key": { "t": "text" }, "name": "t_text" } ],
-        })
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_cannot_point_into_another_tenants_s3_prefix() {
+    let fixture = common::Fixture::new("mongokeys").await;
+    let stores = fixture.migrated_stores().await;
+    let db = stores.mongo.database();
+    const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
+
+    let output = |tenant: &str, key: &str| {
+        doc! {
+            "tenantId": tenant, "refId": ulid(), "createdOn": now(), "activityRef": ulid(),
+            "format": "json", "s3Key": key, "size": 1_i64, "sha256": "b".repeat(64),
+        }
+    };
+    let outputs = db.collection::<Document>("activity_outputs");
+    outputs
+        .insert_one(output("t1", "t1/activity-outputs/a.json"))
         .await
-        .is_ok();
-    let _ = scratch.drop().await;
-    built
+        .expect("a key under the document's own tenant is accepted");
+    for foreign in [
+        "t2/activity-outputs/a.json",  // another tenant
+        "t1x/activity-outputs/a.json", // a tenant whose id starts like it
+        "t1",                          // the bare tenant id, no separator
+        "x/t1/activity-outputs/a.json",
+        "/t1/activity-outputs/a.json",
+    ] {
+        let refused = outputs.insert_one(output("t1", foreign)).await;
+        assert_eq!(
+            write_error_code(refused),
+            DOCUMENT_VALIDATION_FAILURE,
+            "{foreign}"
+        );
+    }
+
+    let strategies = db.collection::<Document>("strategies_content");
+    let strategy = |key: &str| {
+        doc! { "tenantId": "t1", "refId": ulid(), "createdOn": now(), "strategyRef": ulid(), "version": 1, "s3Key": key }
+    };
+    strategies
+        .insert_one(strategy("t1/strategies/s/v1.md"))
+        .await
+        .expect("own prefix");
+    assert_eq!(
+        write_error_code(
+            strategies
+                .insert_one(strategy("t2/strategies/s/v1.md"))
+                .await
+        ),
+        DOCUMENT_VALIDATION_FAILURE
+    );
+
+    // Research pointers are optional; each present one is checked.
+    let research = db.collection::<Document>("onboarding_research");
+    let run = |extra: Document| {
+        let mut d = doc! { "tenantId": "t1", "refId": ulid(), "createdOn": now(), "onboardingRunRef": ulid() };
+        d.extend(extra);
+        d
+    };
+    research
+        .insert_one(run(
+            doc! { "scrapedTextKey": "t1/onboarding/r/scraped.txt", "researchKey": Bson::Null },
+        ))
+        .await
+        .expect("own prefix, a null pointer, an absent one");
+    for field in ["scrapedTextKey", "researchKey", "contextKey"] {
+        let mut extra = doc! { "scrapedTextKey": "t1/onboarding/r/scraped.txt" };
+        extra.insert(field, "t2/onboarding/r/x.md");
+        assert_eq!(
+            write_error_code(research.insert_one(run(extra)).await),
+            DOCUMENT_VALIDATION_FAILURE,
+            "{field}"
+        );
+    }
+
+    // Updates are validated too: a stored key cannot be moved out.
+    let updated = outputs
+        .update_one(
+            doc! { "tenantId": "t1" },
+            doc! { "$set": { "s3Key": "t2/activity-outputs/a.json" } },
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(*updated.kind, mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(ref e)) if e.code == DOCUMENT_VALIDATION_FAILURE),
+        "{updated:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,7 +302,7 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
         "documents survive"
     );
 
-    // /admin/status reports what the boot did, and the capability warning.
+    // /admin/status reports what the boot did.
     let status: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/admin/status", served.admin))
         .bearer_auth(&token)
@@ -242,19 +313,13 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
         .await
         .expect("json");
     let schema = &status["schema"];
-    let can_text = server_builds_text_indexes(db).await;
-    assert_eq!(schema["text_search"], can_text, "{status}");
     let applied = schema["applied"].as_array().cloned().unwrap_or_default();
     assert_eq!(applied.len(), 1, "{status}");
     assert!(
         applied[0].as_str().unwrap_or("").contains("45 days"),
         "{status}"
     );
-    let warnings = schema["warnings"].as_array().cloned().unwrap_or_default();
-    let warned = warnings
-        .iter()
-        .any(|w| w.as_str().unwrap_or("").contains("text indexes"));
-    assert_eq!(warned, !can_text, "{status}");
+    assert_eq!(schema["warnings"], serde_json::json!([]), "{status}");
     served.stop();
 }
 
@@ -329,36 +394,18 @@ async fn a_changed_index_is_built_under_its_new_name_before_the_old_is_dropped()
     );
 }
 
-/// The MongoDB-protocol server with text indexes (it ignores validators
-/// and index names, so only the text index is examined there).
 #[tokio::test(flavor = "multi_thread")]
-async fn the_skills_text_index_is_built_where_the_server_can() {
+async fn the_skills_text_index_ranks_name_over_description_over_content() {
     let fixture = common::Fixture::new("mongotext").await;
-    let mut config = fixture.config();
-    config.mongo.url =
-        strata::config::MongoUrl::parse(&common::deps().mongo_text_url).expect("text url");
-    let stores = Stores::new(&config).await.expect("stores");
+    let stores = fixture.migrated_stores().await;
     let db = stores.mongo.database();
-    let defs = mongo::definitions().expect("definitions");
-    let plan = mongo::plan(db, &defs, &config).await.expect("plan");
-    assert!(
-        plan.actions
-            .iter()
-            .any(|a| matches!(a, mongo::Action::CreateIndex { text: true, .. })),
-        "{:?}",
-        plan.steps()
-    );
-    let applied = mongo::apply(db, &plan, &|_| {}).await.expect("apply");
-    assert!(applied.warnings.is_empty(), "{:?}", applied.warnings);
-    assert_eq!(applied.text_search, Some(true));
-    assert_eq!(recorded_text_capability(db).await, Some(true));
-
     let skills = db.collection::<Document>("skills");
     let by_name = doc! { "tenantId": "global", "refId": ulid(), "createdOn": now(), "name": "invoice writer", "description": "drafts documents", "content": "writes text" };
     let by_content = doc! { "tenantId": "t1", "refId": ulid(), "createdOn": now(), "name": "mailer", "description": "sends mail", "content": "may attach an invoice" };
+    let by_description = doc! { "tenantId": "t1", "refId": ulid(), "createdOn": now(), "name": "archivist", "description": "files every invoice", "content": "keeps boxes" };
     let unrelated = doc! { "tenantId": "t1", "refId": ulid(), "createdOn": now(), "name": "poet", "description": "verses", "content": "roses" };
     skills
-        .insert_many([by_content, by_name, unrelated])
+        .insert_many([by_content, by_description, by_name, unrelated])
         .await
         .expect("insert skills");
     let mut cursor = skills
@@ -374,7 +421,7 @@ async fn the_skills_text_index_is_built_where_the_server_can() {
     }
     assert_eq!(
         names,
-        vec!["invoice writer", "mailer"],
-        "name outweighs content"
+        vec!["invoice writer", "archivist", "mailer"],
+        "name outweighs description outweighs content"
     );
 }

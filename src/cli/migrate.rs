@@ -131,8 +131,8 @@ impl Progress {
     }
 
     fn step(&self, line: &str) {
-        // Lock and capability lines are not plan steps.
-        let counts = !line.starts_with("taking") && !line.contains("cannot build");
+        // The lock line is not a plan step.
+        let counts = !line.starts_with("taking");
         let done = if counts {
             self.done.fetch_add(1, Ordering::Relaxed) + 1
         } else {

@@ -12,6 +12,7 @@
 //! apply. So N instances booting at once upgrade exactly once, and
 //! restarts of an up-to-date fleet never queue on the lock.
 
+pub mod config_keys;
 pub mod embedded;
 pub mod mongo;
 pub mod postgres;
@@ -113,8 +114,6 @@ pub struct SchemaPlan {
     /// it may serve, and refuses to migrate.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub postgres_newer: Vec<String>,
-    /// Whether MongoDB can serve full-text search; `None` until known.
-    pub text_search: Option<bool>,
 }
 
 impl SchemaPlan {
@@ -138,7 +137,6 @@ pub struct SchemaReport {
     /// See [`SchemaPlan::postgres_newer`]: nothing was changed in any store.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub postgres_newer: Vec<String>,
-    pub text_search: Option<bool>,
     pub took_ms: u64,
 }
 
@@ -224,7 +222,6 @@ impl FullPlan {
             postgres_newer: Vec::new(),
             postgres_version: self.postgres.database_version,
             postgres_binary_version: shipped.migrations.last().map_or(0, |m| m.version),
-            text_search: self.mongo.text_search,
         }
     }
 }
@@ -335,7 +332,6 @@ async fn upgrade_on(
         return Ok(SchemaReport {
             warnings: first.mongo.warnings.clone(),
             postgres_version: first.postgres.database_version,
-            text_search: first.mongo.text_search,
             ..SchemaReport::default()
         });
     }
@@ -379,7 +375,6 @@ async fn apply_locked(
             .migrations
             .last()
             .map_or(plan.postgres.database_version, |m| m.version),
-        text_search: mongo.text_search,
         took_ms: 0,
     })
 }
@@ -389,7 +384,6 @@ fn newer_report(plan: &FullPlan, warning: String) -> SchemaReport {
         warnings: vec![warning],
         postgres_version: plan.postgres.database_version,
         postgres_newer: plan.postgres.newer_compatible.clone(),
-        text_search: plan.mongo.text_search,
         ..SchemaReport::default()
     }
 }

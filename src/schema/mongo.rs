@@ -14,12 +14,9 @@ use mongodb::error::{ErrorKind, Result as MongoResult};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::config_keys::Setting;
 use super::{SchemaError, embedded};
 use crate::config::Config;
-
-/// Where strata records what it learned about the server.
-pub const META_COLLECTION: &str = "strata_schema";
-const CAPABILITIES_ID: &str = "capabilities";
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -40,7 +37,13 @@ struct CollectionsFile {
 #[serde(deny_unknown_fields)]
 pub struct CollectionDef {
     pub name: String,
+    /// After [`definitions`]: the file's validator with the S3 key rule
+    /// of `s3_key_fields` added.
     pub validator: Document,
+    /// Fields that hold an S3 key: each must start with the document's
+    /// own `tenantId` followed by `/`.
+    #[serde(default, rename = "s3KeyFields")]
+    pub s3_key_fields: Vec<String>,
     pub indexes: Vec<IndexDef>,
 }
 
@@ -58,35 +61,9 @@ pub struct IndexDef {
     pub weights: Option<Document>,
     #[serde(default)]
     pub partial_filter_expression: Option<Document>,
+    /// A number of days, or the configuration key that holds it.
     #[serde(default)]
-    pub expire_after_days: Option<Days>,
-}
-
-/// A duration in days: a number, or the name of a configuration key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Days {
-    Literal(u32),
-    Config(String),
-}
-
-impl Days {
-    fn resolve(&self, config: &Config) -> Result<u32, SchemaError> {
-        match self {
-            Days::Literal(days) => Ok(*days),
-            Days::Config(key) => match key.as_str() {
-                "mongo.tool_call_logs_ttl_days" => Ok(config.mongo.tool_call_logs_ttl_days),
-                "mongo.integration_payloads_ttl_days" => {
-                    Ok(config.mongo.integration_payloads_ttl_days)
-                }
-                "mongo.entity_diffs_ttl_days" => Ok(config.mongo.entity_diffs_ttl_days),
-                other => Err(SchemaError::Embedded {
-                    file: embedded::MONGO_COLLECTIONS.into(),
-                    reason: format!("expireAfterDays names unknown configuration key {other}"),
-                }),
-            },
-        }
-    }
+    pub expire_after_days: Option<Setting<u32>>,
 }
 
 impl IndexDef {
@@ -122,7 +99,7 @@ impl IndexDef {
         self.expire_after_days
             .as_ref()
             .map(|d| {
-                d.resolve(config)
+                d.resolve(config, embedded::MONGO_COLLECTIONS)
                     .map(|days| i64::from(days) * SECONDS_PER_DAY)
             })
             .transpose()
@@ -155,11 +132,13 @@ pub fn definitions() -> Result<Vec<CollectionDef>, SchemaError> {
 }
 
 fn parse(text: &str) -> Result<Vec<CollectionDef>, SchemaError> {
-    let file: CollectionsFile = serde_json::from_str(text).map_err(|e| SchemaError::Embedded {
-        file: embedded::MONGO_COLLECTIONS.into(),
-        reason: e.to_string(),
-    })?;
-    for collection in &file.collections {
+    let mut file: CollectionsFile =
+        serde_json::from_str(text).map_err(|e| SchemaError::Embedded {
+            file: embedded::MONGO_COLLECTIONS.into(),
+            reason: e.to_string(),
+        })?;
+    for collection in &mut file.collections {
+        add_s3_key_rule(collection)?;
         for index in &collection.indexes {
             if index.name.contains("__") {
                 return Err(SchemaError::Embedded {
@@ -173,6 +152,56 @@ fn parse(text: &str) -> Result<Vec<CollectionDef>, SchemaError> {
         }
     }
     Ok(file.collections)
+}
+
+/// Adds to the validator an `$expr` that refuses a document whose S3 key
+/// fields do not start with its own `tenantId` and `/`: a key into another
+/// tenant's prefix cannot be stored, whatever the code that writes it.
+/// A field that is missing or not a string is left to the `$jsonSchema`.
+fn add_s3_key_rule(def: &mut CollectionDef) -> Result<(), SchemaError> {
+    if def.s3_key_fields.is_empty() {
+        return Ok(());
+    }
+    let bad = |reason: String| SchemaError::Embedded {
+        file: embedded::MONGO_COLLECTIONS.into(),
+        reason: format!("collection {}: {reason}", def.name),
+    };
+    if def.validator.contains_key("$expr") {
+        return Err(bad("s3KeyFields and an own $expr cannot be combined".into()));
+    }
+    let properties = def
+        .validator
+        .get_document("$jsonSchema")
+        .and_then(|s| s.get_document("properties"))
+        .map_err(|_| bad("s3KeyFields needs $jsonSchema properties".into()))?;
+    let is_string = |path: &str| doc! { "$eq": [ { "$type": path }, "string" ] };
+    let mut rules = Vec::new();
+    for field in &def.s3_key_fields {
+        if !properties.contains_key(field) {
+            return Err(bad(format!(
+                "s3KeyFields names {field}, which is not a property"
+            )));
+        }
+        let path = format!("${field}");
+        // $cond, not $and/$or: only the taken branch is evaluated, so
+        // $indexOfCP never sees a non-string.
+        rules.push(Bson::Document(doc! { "$cond": [
+            { "$not": [ is_string(&path) ] },
+            true,
+            { "$cond": [
+                is_string("$tenantId"),
+                { "$eq": [ { "$indexOfCP": [ path, { "$concat": [ "$tenantId", "/" ] } ] }, 0 ] },
+                false,
+            ] },
+        ] }));
+    }
+    let expr = if rules.len() == 1 {
+        rules.remove(0)
+    } else {
+        Bson::Document(doc! { "$and": rules })
+    };
+    def.validator.insert("$expr", expr);
+    Ok(())
 }
 
 /// A stable text form of a BSON value: keys in document order, numbers
@@ -237,7 +266,6 @@ pub enum Action {
         collection: String,
         name: String,
         spec: Document,
-        text: bool,
         /// The owned index it replaces (same base name, other definition).
         replaces: Option<String>,
     },
@@ -322,21 +350,11 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// What the server can do, as recorded in [`META_COLLECTION`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TextCapability {
-    pub available: bool,
-    pub server_version: String,
-    pub reason: String,
-}
-
 /// The MongoDB side of a plan.
 #[derive(Debug, Clone, Default)]
 pub struct MongoPlan {
     pub actions: Vec<Action>,
     pub warnings: Vec<String>,
-    /// `Some(false)`: text indexes are known not to work on this server.
-    pub text_search: Option<bool>,
 }
 
 impl MongoPlan {
@@ -376,59 +394,6 @@ async fn cursor_documents(db: &Database, command: Document) -> MongoResult<Vec<D
     Ok(out)
 }
 
-async fn server_version(db: &Database) -> Result<String, SchemaError> {
-    let info = db
-        .run_command(doc! { "buildInfo": 1 })
-        .await
-        .map_err(|e| mongo_error("reading buildInfo", &e))?;
-    Ok(info.get_str("version").unwrap_or("unknown").to_string())
-}
-
-async fn recorded_text_capability(db: &Database) -> Result<Option<TextCapability>, SchemaError> {
-    let found = db
-        .collection::<Document>(META_COLLECTION)
-        .find_one(doc! { "_id": CAPABILITIES_ID })
-        .await
-        .map_err(|e| mongo_error("reading recorded capabilities", &e))?;
-    Ok(found.and_then(|d| {
-        let text = d.get_document("textSearch").ok()?;
-        Some(TextCapability {
-            available: text.get_bool("available").ok()?,
-            server_version: text
-                .get_str("serverVersion")
-                .unwrap_or_default()
-                .to_string(),
-            reason: text.get_str("reason").unwrap_or_default().to_string(),
-        })
-    }))
-}
-
-async fn record_text_capability(db: &Database, cap: &TextCapability) -> Result<(), SchemaError> {
-    db.collection::<Document>(META_COLLECTION)
-        .update_one(
-            doc! { "_id": CAPABILITIES_ID },
-            doc! { "$set": { "textSearch": {
-                "available": cap.available,
-                "serverVersion": cap.server_version.clone(),
-                "reason": cap.reason.clone(),
-                "probedOn": mongodb::bson::DateTime::now(),
-            } } },
-        )
-        .upsert(true)
-        .await
-        .map(|_| ())
-        .map_err(|e| mongo_error("recording capabilities", &e))
-}
-
-/// The warning shown while text search is unavailable.
-pub fn text_warning(cap: &TextCapability) -> String {
-    format!(
-        "mongo: this server (version {}) cannot build text indexes ({}); skills full-text \
-         search is unavailable until strata runs on a server that can (MongoDB 7 can)",
-        cap.server_version, cap.reason
-    )
-}
-
 /// Compares the server with `defs`; changes nothing.
 pub async fn plan(
     db: &Database,
@@ -447,16 +412,6 @@ pub async fn plan(
             Some((name, options))
         })
         .collect();
-
-    let text_cap = if defs.iter().flat_map(|c| &c.indexes).any(IndexDef::is_text) {
-        let version = server_version(db).await?;
-        recorded_text_capability(db)
-            .await?
-            .filter(|c| c.server_version == version)
-    } else {
-        None
-    };
-    plan.text_search = text_cap.as_ref().map(|c| c.available);
 
     for def in defs {
         let indexes = match existing.get(&def.name) {
@@ -489,7 +444,7 @@ pub async fn plan(
                 }
             }
         };
-        diff_indexes(def, &indexes, config, text_cap.as_ref(), &mut plan)?;
+        diff_indexes(def, &indexes, config, &mut plan)?;
     }
     Ok(plan)
 }
@@ -499,7 +454,6 @@ fn diff_indexes(
     def: &CollectionDef,
     existing: &[Document],
     config: &Config,
-    text_cap: Option<&TextCapability>,
     plan: &mut MongoPlan,
 ) -> Result<(), SchemaError> {
     let by_name: BTreeMap<&str, &Document> = existing
@@ -535,12 +489,6 @@ fn diff_indexes(
             }
             continue;
         }
-        if index.is_text()
-            && let Some(cap) = text_cap.filter(|c| !c.available)
-        {
-            plan.warnings.push(text_warning(cap));
-            continue;
-        }
         let replaces = by_name
             .keys()
             .find(|n| owned_base(n) == Some(index.name.as_str()))
@@ -556,7 +504,6 @@ fn diff_indexes(
             collection: def.name.clone(),
             name: full.clone(),
             spec: index.create_spec(config)?,
-            text: index.is_text(),
             replaces,
         });
     }
@@ -585,10 +532,8 @@ fn diff_indexes(
 pub struct MongoApplied {
     /// One line per change.
     pub done: Vec<String>,
-    /// E.g. text indexes unavailable.
+    /// The plan's warnings (e.g. an index strata cannot rebuild itself).
     pub warnings: Vec<String>,
-    /// What is known about text search after applying.
-    pub text_search: Option<bool>,
 }
 
 /// Applies a plan computed under the schema lock.
@@ -598,8 +543,6 @@ pub async fn apply(
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<MongoApplied, SchemaError> {
     let mut done = Vec::new();
-    let mut warnings = plan.warnings.clone();
-    let mut text_search = plan.text_search;
     for action in &plan.actions {
         let line = format!("mongo: {action}");
         progress(&line);
@@ -641,41 +584,13 @@ pub async fn apply(
                 collection,
                 name,
                 spec,
-                text,
                 ..
             } => {
-                let result = db
-                    .run_command(
-                        doc! { "createIndexes": collection.clone(), "indexes": [spec.clone()] },
-                    )
-                    .await;
-                if let Err(e) = result {
-                    let error = mongo_error(format!("creating index {collection}.{name}"), &e);
-                    if !*text {
-                        return Err(error);
-                    }
-                    // Probe: is it our definition, or can the server not
-                    // build text indexes at all?
-                    let cap = probe_text_indexes(db).await?;
-                    record_text_capability(db, &cap).await?;
-                    if cap.available {
-                        return Err(error);
-                    }
-                    let warning = text_warning(&cap);
-                    progress(&warning);
-                    warnings.push(warning);
-                    text_search = Some(false);
-                    continue;
-                }
-                if *text {
-                    let cap = TextCapability {
-                        available: true,
-                        server_version: server_version(db).await?,
-                        reason: "text index built".into(),
-                    };
-                    record_text_capability(db, &cap).await?;
-                    text_search = Some(true);
-                }
+                db.run_command(
+                    doc! { "createIndexes": collection.clone(), "indexes": [spec.clone()] },
+                )
+                .await
+                .map_err(|e| mongo_error(format!("creating index {collection}.{name}"), &e))?;
             }
             Action::SetTtl {
                 collection,
@@ -712,40 +627,7 @@ pub async fn apply(
     }
     Ok(MongoApplied {
         done,
-        warnings,
-        text_search,
-    })
-}
-
-/// Builds a minimal text index on a throwaway collection.
-async fn probe_text_indexes(db: &Database) -> Result<TextCapability, SchemaError> {
-    let server_version = server_version(db).await?;
-    let scratch = format!(
-        "strata_probe_text_{}",
-        ulid::Ulid::generate().to_string().to_ascii_lowercase()
-    );
-    let result = db
-        .run_command(doc! {
-            "createIndexes": scratch.clone(),
-            "indexes": [ { "key": { "probe": "text" }, "name": "probe_text" } ],
-        })
-        .await;
-    // Best effort: the probe's answer does not depend on the cleanup.
-    let _ = db.collection::<Document>(&scratch).drop().await;
-    Ok(match result {
-        Ok(_) => TextCapability {
-            available: true,
-            server_version,
-            reason: "text index built".into(),
-        },
-        Err(e) => TextCapability {
-            available: false,
-            server_version,
-            reason: match &*e.kind {
-                ErrorKind::Command(c) => format!("{} (code {})", c.message, c.code),
-                other => other.to_string(),
-            },
-        },
+        warnings: plan.warnings.clone(),
     })
 }
 
@@ -814,7 +696,11 @@ mod tests {
                     .expect("every TTL key resolves");
             }
         }
-        assert!(Days::Config("mongo.nope".into()).resolve(&config).is_err());
+        let unknown: Setting<u32> = Setting::Key("mongo.nope".into());
+        let err = unknown
+            .resolve(&config, embedded::MONGO_COLLECTIONS)
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("mongo.nope"), "{err}");
     }
 
     #[test]
@@ -842,9 +728,9 @@ mod tests {
         wide.key = doc! { "tenantId": 1_i64, "refId": 1.0 };
         assert_eq!(wide.full_name(), name);
         let mut ttl_a = base.clone();
-        ttl_a.expire_after_days = Some(Days::Literal(1));
+        ttl_a.expire_after_days = Some(Setting::Literal(1));
         let mut ttl_b = base.clone();
-        ttl_b.expire_after_days = Some(Days::Literal(2));
+        ttl_b.expire_after_days = Some(Setting::Key("mongo.entity_diffs_ttl_days".into()));
         assert_eq!(ttl_a.full_name(), ttl_b.full_name());
     }
 
@@ -868,7 +754,7 @@ mod tests {
         let logs = collection("tool_call_logs");
         let existing: Vec<Document> = logs.indexes.iter().map(|i| listed(i, &config)).collect();
         let mut plan = MongoPlan::default();
-        diff_indexes(&logs, &existing, &config, None, &mut plan).expect("diff");
+        diff_indexes(&logs, &existing, &config, &mut plan).expect("diff");
         assert!(plan.actions.is_empty(), "{:?}", plan.steps());
     }
 
@@ -880,7 +766,7 @@ mod tests {
         let mut longer = config.clone();
         longer.mongo.tool_call_logs_ttl_days = 90;
         let mut plan = MongoPlan::default();
-        diff_indexes(&logs, &existing, &longer, None, &mut plan).expect("diff");
+        diff_indexes(&logs, &existing, &longer, &mut plan).expect("diff");
         assert_eq!(plan.actions.len(), 1, "{:?}", plan.steps());
         assert!(
             matches!(plan.actions[0], Action::SetTtl { to, from: Some(f), .. } if to == 90 * 86_400 && f == 30 * 86_400)
@@ -897,7 +783,7 @@ mod tests {
         outputs.indexes[1].key = doc! { "tenantId": 1, "activityRef": 1, "createdOn": -1 };
         let new_name = outputs.indexes[1].full_name();
         let mut plan = MongoPlan::default();
-        diff_indexes(&outputs, &existing, &config, None, &mut plan).expect("diff");
+        diff_indexes(&outputs, &existing, &config, &mut plan).expect("diff");
         let steps = plan.steps();
         assert_eq!(steps.len(), 2, "{steps:?}");
         assert!(
@@ -916,7 +802,7 @@ mod tests {
         existing.push(doc! { "v": 2, "name": "operator_made", "key": { "size": 1 } });
         existing.push(doc! { "v": 2, "name": "retired__0badc0de", "key": { "x": 1 } });
         let mut plan = MongoPlan::default();
-        diff_indexes(&outputs, &existing, &config, None, &mut plan).expect("diff");
+        diff_indexes(&outputs, &existing, &config, &mut plan).expect("diff");
         assert_eq!(
             plan.steps(),
             vec!["drop index activity_outputs.retired__0badc0de (no longer defined)"]
@@ -924,27 +810,45 @@ mod tests {
     }
 
     #[test]
-    fn a_known_missing_text_capability_is_a_warning_not_a_change() {
-        let config = Config::default();
-        let skills = collection("skills");
-        let existing: Vec<Document> = skills
-            .indexes
-            .iter()
-            .filter(|i| !i.is_text())
-            .map(|i| listed(i, &config))
-            .collect();
-        let cap = TextCapability {
-            available: false,
-            server_version: "8.2".into(),
-            reason: "no".into(),
-        };
-        let mut plan = MongoPlan::default();
-        diff_indexes(&skills, &existing, &config, Some(&cap), &mut plan).expect("diff");
-        assert!(plan.actions.is_empty(), "{:?}", plan.steps());
-        assert_eq!(plan.warnings.len(), 1);
-        let mut unknown = MongoPlan::default();
-        diff_indexes(&skills, &existing, &config, None, &mut unknown).expect("diff");
-        assert_eq!(unknown.actions.len(), 1);
+    fn every_s3_key_field_is_checked_against_the_tenant() {
+        // Any property that names a key ("s3Key", "researchKey", ...) is
+        // an S3 key and must be listed, so the rule cannot be forgotten.
+        for c in defs() {
+            let properties = c
+                .validator
+                .get_document("$jsonSchema")
+                .and_then(|s| s.get_document("properties"))
+                .expect("properties");
+            for field in properties.keys().filter(|k| k.ends_with("Key")) {
+                assert!(
+                    c.s3_key_fields.contains(field),
+                    "{}.{field} is not in s3KeyFields",
+                    c.name
+                );
+            }
+            let expr = c.validator.get("$expr").map(canonical);
+            for field in &c.s3_key_fields {
+                let expr = expr.as_deref().expect("an $expr");
+                assert!(
+                    expr.contains(&format!("\"${field}\"")),
+                    "{}: {expr}",
+                    c.name
+                );
+            }
+        }
+        let outputs = collection("activity_outputs");
+        assert_eq!(outputs.s3_key_fields, vec!["s3Key"]);
+        let research = collection("onboarding_research");
+        assert_eq!(research.s3_key_fields.len(), 3);
+    }
+
+    #[test]
+    fn an_s3_key_field_must_be_a_property() {
+        let text = r#"{ "collections": [ { "name": "c",
+            "validator": { "$jsonSchema": { "properties": { "s3Key": {} } } },
+            "s3KeyFields": ["otherKey"], "indexes": [] } ] }"#;
+        let err = parse(text).expect_err("unknown field");
+        assert!(err.to_string().contains("otherKey"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use aws_sdk_s3::types::{
 };
 use serde::Deserialize;
 
+use super::config_keys::Setting;
 use super::{SchemaError, embedded};
 use crate::config::{Config, RetentionMode};
 use crate::stores::ProbeError;
@@ -41,8 +42,8 @@ pub struct BucketDef {
 #[serde(deny_unknown_fields)]
 pub struct RetentionDef {
     /// `compliance`, `governance`, or a configuration key.
-    pub mode: String,
-    pub years: Value,
+    pub mode: Setting<RetentionMode>,
+    pub years: Setting<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,34 +51,17 @@ pub struct RetentionDef {
 pub struct RuleDef {
     pub id: String,
     #[serde(default)]
-    pub noncurrent_version_expiration_days: Option<Value>,
+    pub noncurrent_version_expiration_days: Option<Setting<u32>>,
     #[serde(default)]
-    pub abort_incomplete_multipart_upload_days: Option<Value>,
+    pub abort_incomplete_multipart_upload_days: Option<Setting<u32>>,
     #[serde(default)]
     pub expired_object_delete_marker: bool,
 }
 
-/// A number, or the name of a configuration key that holds it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Value {
-    Literal(u32),
-    Config(String),
-}
-
-impl Value {
-    fn resolve(&self, config: &Config) -> Result<i32, SchemaError> {
-        let value = match self {
-            Value::Literal(n) => *n,
-            Value::Config(key) => match key.as_str() {
-                "s3.noncurrent_version_expiry_days" => config.s3.noncurrent_version_expiry_days,
-                "s3.abort_multipart_days" => config.s3.abort_multipart_days,
-                "s3.contracts_retention_years" => config.s3.contracts_retention_years,
-                other => return Err(bad_file(format!("unknown configuration key {other}"))),
-            },
-        };
-        i32::try_from(value).map_err(|_| bad_file(format!("{value} is out of range")))
-    }
+/// A number of days or years, as S3 takes it.
+fn resolve_i32(setting: &Setting<u32>, config: &Config) -> Result<i32, SchemaError> {
+    let value = setting.resolve(config, embedded::S3_BUCKETS)?;
+    i32::try_from(value).map_err(|_| bad_file(format!("{value} is out of range")))
 }
 
 fn bad_file(reason: String) -> SchemaError {
@@ -211,13 +195,10 @@ pub fn desired(defs: &[BucketDef], config: &Config) -> Result<Vec<Desired>, Sche
                 .default_retention
                 .as_ref()
                 .map(|r| {
-                    let mode = match r.mode.as_str() {
-                        "compliance" => RetentionMode::Compliance,
-                        "governance" => RetentionMode::Governance,
-                        "s3.contracts_retention_mode" => config.s3.contracts_retention_mode,
-                        other => return Err(bad_file(format!("unknown retention mode {other}"))),
-                    };
-                    Ok((mode, r.years.resolve(config)?))
+                    Ok((
+                        r.mode.resolve(config, embedded::S3_BUCKETS)?,
+                        resolve_i32(&r.years, config)?,
+                    ))
                 })
                 .transpose()?;
             let mut rules = def
@@ -231,12 +212,12 @@ pub fn desired(defs: &[BucketDef], config: &Config) -> Result<Vec<Desired>, Sche
                         noncurrent_days: r
                             .noncurrent_version_expiration_days
                             .as_ref()
-                            .map(|v| v.resolve(config))
+                            .map(|v| resolve_i32(v, config))
                             .transpose()?,
                         abort_days: r
                             .abort_incomplete_multipart_upload_days
                             .as_ref()
-                            .map(|v| v.resolve(config))
+                            .map(|v| resolve_i32(v, config))
                             .transpose()?,
                         expired_delete_marker: r.expired_object_delete_marker,
                     })
@@ -718,6 +699,14 @@ mod tests {
         assert!(contracts.object_lock);
         assert_eq!(contracts.retention, Some((RetentionMode::Compliance, 7)));
         assert_eq!(contracts.bucket, "strata-contracts");
+        // The mode comes from its configuration key like the numbers do.
+        let mut governed = config.clone();
+        governed.s3.contracts_retention_mode = RetentionMode::Governance;
+        let contracts = wanted(&governed)
+            .into_iter()
+            .find(|b| b.purpose == "contracts")
+            .expect("contracts");
+        assert_eq!(contracts.retention, Some((RetentionMode::Governance, 7)));
     }
 
     #[test]

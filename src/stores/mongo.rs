@@ -11,7 +11,9 @@ use super::{ProbeError, ProbeReport, major_version};
 use crate::config::MongoConfig;
 
 /// The oldest server major version strata runs on.
-pub const MIN_MAJOR_VERSION: u32 = 7;
+pub const MIN_MAJOR_VERSION: u32 = 6;
+/// The major version strata is supported on; older ones boot with a warning.
+pub const SUPPORTED_MAJOR_VERSION: u32 = 7;
 
 /// What strata must be allowed to do in its database.
 const REQUIRED_ACTIONS: [&str; 8] = [
@@ -106,19 +108,16 @@ impl Mongo {
             .get_str("version")
             .unwrap_or("unknown")
             .to_string();
-        match major_version(&version) {
-            Some(major) if major >= MIN_MAJOR_VERSION => {}
-            _ => {
-                return Err(ProbeError::Unfit {
-                    check: "version",
-                    reason: format!(
-                        "MongoDB {version} is too old or unknown: strata needs 7.0 or newer"
-                    ),
-                });
-            }
-        }
+        let warning = version_fitness(&version).map_err(|reason| ProbeError::Unfit {
+            check: "version",
+            reason,
+        })?;
         report.version = Some(version.clone());
-        report.passed("version", format!("MongoDB {version} (>= 7.0)"));
+        report.passed(
+            "version",
+            format!("MongoDB {version} (>= {MIN_MAJOR_VERSION}.0)"),
+        );
+        report.warnings.extend(warning);
 
         let status = admin
             .run_command(doc! { "connectionStatus": 1, "showPrivileges": true })
@@ -161,6 +160,22 @@ impl Mongo {
                 reason: format!("{}: {}", self.address, error.kind),
             },
         }
+    }
+}
+
+/// Whether strata runs on a server of this version: `Err` (unfit) below
+/// the minimum, a warning below the supported version.
+pub fn version_fitness(version: &str) -> Result<Option<String>, String> {
+    match major_version(version) {
+        Some(major) if major >= SUPPORTED_MAJOR_VERSION => Ok(None),
+        Some(major) if major >= MIN_MAJOR_VERSION => Ok(Some(format!(
+            "MongoDB {version}: the {major}.0 series is past its end of life; \
+             {SUPPORTED_MAJOR_VERSION}.0 is the supported target, upgrade the server"
+        ))),
+        _ => Err(format!(
+            "MongoDB {version} is too old or unknown: strata needs {MIN_MAJOR_VERSION}.0 or \
+             newer ({SUPPORTED_MAJOR_VERSION}.0 supported)"
+        )),
     }
 }
 
@@ -267,6 +282,26 @@ mod tests {
             ],
         } };
         assert!(privileges_detail(&status, "strata").is_ok());
+    }
+
+    #[test]
+    fn versions_below_six_are_unfit_and_six_is_warned() {
+        for old in ["5.0.26", "4.4.0", "", "unknown"] {
+            let reason = version_fitness(old).expect_err(old);
+            assert!(reason.contains("needs 6.0 or newer"), "{reason}");
+        }
+        let warning = version_fitness("6.0.5")
+            .expect("6.0 boots")
+            .expect("with a warning");
+        assert!(
+            warning.contains("6.0.5")
+                && warning.contains("end of life")
+                && warning.contains("7.0 is the supported target"),
+            "{warning}"
+        );
+        for current in ["7.0.14", "8.0.0-rc1"] {
+            assert_eq!(version_fitness(current), Ok(None), "{current}");
+        }
     }
 
     #[test]

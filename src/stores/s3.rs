@@ -113,20 +113,23 @@ impl S3 {
                 buckets.buckets().len()
             ),
         );
-        let detail = self.probe_object_lock().await?;
+        let (detail, leftover) = self.probe_object_lock().await?;
         report.passed("object_lock", detail);
+        report.warnings.extend(leftover);
         Ok(report)
     }
 
-    /// Object Lock is probed, not assumed: either the contracts bucket
-    /// already has it, or a throwaway bucket is created with it.
-    async fn probe_object_lock(&self) -> Result<String, ProbeError> {
+    /// Object Lock is probed, not assumed: the contracts bucket's own
+    /// configuration says it when the bucket exists (nothing is written);
+    /// only when it does not is a throwaway bucket created with it. The
+    /// second value warns about a throwaway bucket that could not be removed.
+    async fn probe_object_lock(&self) -> Result<(String, Option<String>), ProbeError> {
         let contracts = &self.contracts_bucket;
         match self.client.head_bucket().bucket(contracts).send().await {
             Ok(_) => {
                 let enabled = self.object_lock_enabled(contracts).await?;
                 return if enabled {
-                    Ok(format!("bucket {contracts} has Object Lock"))
+                    Ok((format!("bucket {contracts} has Object Lock"), None))
                 } else {
                     Err(ProbeError::Unfit {
                         check: "object_lock",
@@ -163,11 +166,21 @@ impl S3 {
             .bucket(&probe_bucket)
             .send()
             .await;
+        let leftover = deleted.err().map(|e| {
+            format!(
+                "could not remove the Object Lock probe bucket {probe_bucket} ({}); it is empty \
+                 and may be deleted by hand",
+                concise(&e)
+            )
+        });
+        if let Some(warning) = &leftover {
+            tracing::warn!(bucket = %probe_bucket, "{warning}");
+        }
         if enabled? {
-            if let Err(e) = deleted {
-                tracing::warn!(bucket = %probe_bucket, error = %DisplayErrorContext(&e), "could not remove the Object Lock probe bucket");
-            }
-            Ok("the endpoint creates buckets with Object Lock".into())
+            Ok((
+                "no contracts bucket yet: the endpoint creates buckets with Object Lock".into(),
+                leftover,
+            ))
         } else {
             Err(ProbeError::Unfit {
                 check: "object_lock",

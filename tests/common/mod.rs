@@ -1,6 +1,6 @@
 //! Shared support for the integration tests. They run against the real
 //! servers that `scripts/deps up` starts (PostgreSQL 16 behind PgBouncer,
-//! a MongoDB-protocol server, Ceph radosgw) and read their addresses from
+//! MongoDB (mongod, a single-node replica set), Ceph radosgw) and read their addresses from
 //! the `STRATA_*` / `STRATA_TEST_*` variables that `scripts/deps env`
 //! prints. Every test gets its own PostgreSQL database, MongoDB database
 //! and bucket prefix, so tests run in parallel without seeing each other.
@@ -26,7 +26,6 @@ pub struct Deps {
     pub pg_port: u16,
     pub pgbouncer_port: u16,
     pub mongo_url: String,
-    pub mongo_text_url: String,
     pub s3_endpoint: String,
     pub s3_region: String,
     pub s3_access_key: String,
@@ -56,7 +55,6 @@ pub fn deps() -> &'static Deps {
             .parse()
             .expect("STRATA_TEST_PGBOUNCER_PORT is a port"),
         mongo_url: var("STRATA_MONGO__URL"),
-        mongo_text_url: var("STRATA_TEST_MONGO_TEXT_URL"),
         s3_endpoint: var("STRATA_S3__ENDPOINT"),
         s3_region: var("STRATA_S3__REGION"),
         s3_access_key: var("STRATA_S3__ACCESS_KEY_ID"),
