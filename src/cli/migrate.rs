@@ -4,7 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::boot::{self, exit};
+use crate::boot;
+use crate::cli::exit;
 use crate::config::Config;
 use crate::schema::{self, SchemaPlan};
 use crate::stores::Stores;
@@ -14,13 +15,13 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
         Ok(stores) => stores,
         Err(e) => {
             eprintln!("strata: {e}");
-            return boot::BootError::Stores(e).exit_code();
+            return exit::of(&boot::BootError::Stores(e));
         }
     };
     for (_, result) in boot::probe_all(&stores, &config.boot).await {
         if let Err(e) = result {
             eprintln!("strata: {e}");
-            return e.exit_code();
+            return exit::of(&e);
         }
     }
     let plan = match schema::plan(&stores, &config).await {
@@ -83,7 +84,7 @@ fn schema_failed(error: schema::SchemaError) -> u8 {
     } else {
         eprintln!("strata: schema upgrade refused: {error}");
     }
-    boot::BootError::Schema(error).exit_code()
+    exit::of(&boot::BootError::Schema(error))
 }
 
 fn print_plan(plan: &SchemaPlan) {

@@ -1,7 +1,7 @@
 //! `strata token new`
 
 use crate::api::auth::new_token;
-use crate::boot::exit;
+use crate::cli::exit;
 
 pub fn new() -> u8 {
     let (token, hash) = new_token();
