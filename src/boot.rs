@@ -404,15 +404,15 @@ fn probe_error(error: &BootError) -> ProbeError {
 /// resolved here, and a failed lookup is retried (recorded for `/readyz`)
 /// rather than taken for bad configuration.
 pub async fn connect_stores(config: &Config, health: &Health) -> Result<Stores, BootError> {
-    let mut attempt = 0;
+    let backoff = config.boot.backoff();
+    let mut delays = backoff.delays();
     loop {
-        attempt += 1;
         match Stores::new(config).await {
             Ok(stores) => return Ok(stores),
             Err(error @ ProbeError::Unreachable { .. }) => {
                 tracing::warn!(dependency = %Dependency::Mongo, %error, "still waiting");
                 health.record_ping(Dependency::Mongo, config.mongo.url.address(), &Err(error));
-                tokio::time::sleep(config.boot.backoff().delay(attempt)).await;
+                tokio::time::sleep(delays.next().unwrap_or(backoff.max())).await;
             }
             Err(error) => return Err(BootError::Stores(error)),
         }
@@ -437,9 +437,9 @@ pub async fn prepare_stores(
 
     health.set_step(Step::Schema, StepState::Running, None);
     let progress = |line: &str| tracing::info!("schema: {line}");
-    let mut attempt = 0;
+    let backoff = config.boot.backoff();
+    let mut delays = backoff.delays();
     loop {
-        attempt += 1;
         match crate::schema::upgrade(stores, config, &progress).await {
             Ok(report) => {
                 for warning in &report.warnings {
@@ -461,7 +461,7 @@ pub async fn prepare_stores(
                 tracing::warn!("schema upgrade interrupted: {error}; retrying");
                 health.set_step(Step::Schema, StepState::Running, Some(error.to_string()));
                 systemd::status("boot: schema upgrade interrupted, retrying");
-                tokio::time::sleep(config.boot.backoff().delay(attempt)).await;
+                tokio::time::sleep(delays.next().unwrap_or(backoff.max())).await;
             }
             Err(error) => {
                 health.set_step(Step::Schema, StepState::Failed, Some(error.to_string()));
