@@ -17,18 +17,6 @@ use crate::retry::{GaveUp, retry};
 use crate::schema::{SchemaError, SchemaReport};
 use crate::stores::{Dependency, ProbeError, ProbeReport, Stores};
 
-/// Exit codes, shared by every command (and listed in `--help`).
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// A generic failure, or `migrate --plan` found pending changes.
-    pub const FAILURE: u8 = 1;
-    pub const BAD_CONFIG: u8 = 2;
-    pub const DEPENDENCY_UNREACHABLE: u8 = 3;
-    pub const DEPENDENCY_UNFIT: u8 = 4;
-    pub const SCHEMA_REFUSED: u8 = 5;
-    pub const CANNOT_LISTEN: u8 = 6;
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
     #[error(transparent)]
@@ -59,20 +47,6 @@ pub enum BootError {
 }
 
 impl BootError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            BootError::Config(_) => exit::BAD_CONFIG,
-            // A mongodb+srv lookup that failed is a DNS outage, not a typo.
-            BootError::Stores(ProbeError::Unreachable { .. }) => exit::DEPENDENCY_UNREACHABLE,
-            BootError::Stores(_) => exit::BAD_CONFIG,
-            BootError::Unreachable { .. } => exit::DEPENDENCY_UNREACHABLE,
-            BootError::Unfit { .. } => exit::DEPENDENCY_UNFIT,
-            BootError::Schema(e) if e.is_transient() => exit::DEPENDENCY_UNREACHABLE,
-            BootError::Schema(_) => exit::SCHEMA_REFUSED,
-            BootError::Listen { .. } => exit::CANNOT_LISTEN,
-        }
-    }
-
     fn from_probe(dependency: Dependency, gave_up: GaveUp<ProbeError>) -> Self {
         match gave_up.error {
             error @ ProbeError::Unreachable { .. } => BootError::Unreachable {
@@ -430,15 +404,15 @@ fn probe_error(error: &BootError) -> ProbeError {
 /// resolved here, and a failed lookup is retried (recorded for `/readyz`)
 /// rather than taken for bad configuration.
 pub async fn connect_stores(config: &Config, health: &Health) -> Result<Stores, BootError> {
-    let mut attempt = 0;
+    let backoff = config.boot.backoff();
+    let mut delays = backoff.delays();
     loop {
-        attempt += 1;
         match Stores::new(config).await {
             Ok(stores) => return Ok(stores),
             Err(error @ ProbeError::Unreachable { .. }) => {
                 tracing::warn!(dependency = %Dependency::Mongo, %error, "still waiting");
                 health.record_ping(Dependency::Mongo, config.mongo.url.address(), &Err(error));
-                tokio::time::sleep(config.boot.backoff().delay(attempt)).await;
+                tokio::time::sleep(delays.next().unwrap_or(backoff.max())).await;
             }
             Err(error) => return Err(BootError::Stores(error)),
         }
@@ -463,9 +437,9 @@ pub async fn prepare_stores(
 
     health.set_step(Step::Schema, StepState::Running, None);
     let progress = |line: &str| tracing::info!("schema: {line}");
-    let mut attempt = 0;
+    let backoff = config.boot.backoff();
+    let mut delays = backoff.delays();
     loop {
-        attempt += 1;
         match crate::schema::upgrade(stores, config, &progress).await {
             Ok(report) => {
                 for warning in &report.warnings {
@@ -487,7 +461,7 @@ pub async fn prepare_stores(
                 tracing::warn!("schema upgrade interrupted: {error}; retrying");
                 health.set_step(Step::Schema, StepState::Running, Some(error.to_string()));
                 systemd::status("boot: schema upgrade interrupted, retrying");
-                tokio::time::sleep(config.boot.backoff().delay(attempt)).await;
+                tokio::time::sleep(delays.next().unwrap_or(backoff.max())).await;
             }
             Err(error) => {
                 health.set_step(Step::Schema, StepState::Failed, Some(error.to_string()));
@@ -577,33 +551,5 @@ mod tests {
                 .unwrap_or("")
                 .contains("refused")
         );
-    }
-
-    #[test]
-    fn a_store_lost_during_the_schema_step_is_unreachable_not_refused() {
-        let lost = BootError::Schema(SchemaError::Store {
-            store: "postgres",
-            step: "applying 0002_records".into(),
-            reason: "connection reset".into(),
-            transient: true,
-        });
-        assert_eq!(lost.exit_code(), exit::DEPENDENCY_UNREACHABLE);
-        let refused = BootError::Schema(SchemaError::LockTimeout { secs: 1 });
-        assert_eq!(refused.exit_code(), exit::SCHEMA_REFUSED);
-    }
-
-    #[test]
-    fn exit_codes_are_distinct() {
-        let codes = [
-            exit::OK,
-            exit::FAILURE,
-            exit::BAD_CONFIG,
-            exit::DEPENDENCY_UNREACHABLE,
-            exit::DEPENDENCY_UNFIT,
-            exit::SCHEMA_REFUSED,
-            exit::CANNOT_LISTEN,
-        ];
-        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
-        assert_eq!(unique.len(), codes.len());
     }
 }

@@ -2,9 +2,14 @@
 
 use std::future::Future;
 use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-/// Exponential backoff: each delay doubles, capped at `max`.
+/// Exponential backoff with jitter: each delay doubles up to `max`, and a
+/// random part is added to every one, so that instances that failed
+/// together (a fleet booting while the database restarts) do not retry in
+/// lockstep. The schedule itself is backon's.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     initial: Duration,
@@ -19,10 +24,19 @@ impl Backoff {
         }
     }
 
-    /// The delay before attempt `attempt + 1` (attempt counts from 1).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.initial.saturating_mul(factor).min(self.max)
+    /// The delays before the 2nd, 3rd, ... attempt; never ends.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial)
+            .with_max_delay(self.max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// The longest delay the schedule reaches before jitter.
+    pub fn max(&self) -> Duration {
+        self.max
     }
 }
 
@@ -55,6 +69,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let started = Instant::now();
+    let mut delays = backoff.delays();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -71,7 +86,8 @@ where
                         elapsed,
                     });
                 }
-                tokio::time::sleep(backoff.delay(attempt).min(remaining)).await;
+                let delay = delays.next().unwrap_or(backoff.max());
+                tokio::time::sleep(delay.min(remaining)).await;
             }
         }
     }
@@ -90,11 +106,19 @@ mod tests {
     }
 
     #[test]
-    fn delays_double_up_to_the_cap() {
+    fn delays_double_up_to_the_cap_each_with_jitter() {
         let b = Backoff::new(Duration::from_millis(100), Duration::from_millis(700));
-        let delays: Vec<u128> = (1..=6).map(|a| b.delay(a).as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 400, 700, 700, 700]);
-        assert_eq!(b.delay(u32::MAX), Duration::from_millis(700));
+        let bases = [100, 200, 400, 700, 700, 700];
+        let runs: Vec<Vec<u128>> = (0..20)
+            .map(|_| b.delays().take(6).map(|d| d.as_millis()).collect())
+            .collect();
+        for run in &runs {
+            for (delay, base) in run.iter().zip(bases) {
+                assert!((base..2 * base).contains(delay), "{run:?}");
+            }
+        }
+        // Two instances that failed together do not wait alike.
+        assert!(runs.windows(2).any(|w| w[0] != w[1]), "{runs:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -141,8 +165,10 @@ mod tests {
         )
         .await;
         let gave_up = result.expect_err("never succeeds");
-        // 100+200+400+800+1000 = 2.5 s, then 0.5 s to the deadline: 7 attempts.
-        assert_eq!(gave_up.attempts, 7);
+        // Delays of at least 100, 200, 400, 800, 1000 ms and less than
+        // twice that: between 4 and 7 attempts fit in 3 s, and the last
+        // sleep stops at the deadline.
+        assert!((4..=7).contains(&gave_up.attempts), "{}", gave_up.attempts);
         assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 }

@@ -88,7 +88,7 @@ async fn serve_becomes_ready_through_pgbouncer_and_notifies_systemd() {
 #[tokio::test]
 async fn admin_status_needs_the_admin_token() {
     let fixture = Fixture::new("status").await;
-    let (token, hash) = strata::api::auth::new_token();
+    let (token, hash) = strata::api::auth::new_token().expect("random token");
     let mut command = fixture.strata(&["serve"]);
     command.env("STRATA_ADMIN__TOKEN_SHA256", &hash);
     let mut served = Served::start(command, fixture.admin_addr(), fixture.api_addr());

@@ -281,7 +281,7 @@ async fn a_ttl_change_in_config_is_applied_at_restart_keeping_documents() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("from 30 days to 45 days"), "{out}");
 
-    let (token, hash) = strata::api::auth::new_token();
+    let (token, hash) = strata::api::auth::new_token().expect("random token");
     let mut serve = fixture.strata(&["serve"]);
     serve
         .env("STRATA_MONGO__TOOL_CALL_LOGS_TTL_DAYS", "45")

@@ -3,6 +3,7 @@
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -13,17 +14,26 @@ pub fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A new random token (256 bits, hex) and its hash for the configuration.
-pub fn new_token() -> (String, String) {
-    let bytes: Vec<u8> = uuid::Uuid::new_v4()
-        .as_bytes()
-        .iter()
-        .chain(uuid::Uuid::new_v4().as_bytes())
-        .copied()
-        .collect();
+/// Bytes of randomness in a token: 256 bits.
+const TOKEN_BYTES: usize = 32;
+
+/// A new random token (256 bits from the operating system's random source,
+/// hex) and its hash for the configuration.
+pub fn new_token() -> Result<(String, String), getrandom::Error> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes)?;
     let token = format!("strata_{}", hex::encode(bytes));
     let hash = token_sha256(&token);
-    (token, hash)
+    Ok((token, hash))
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header; the scheme
+/// is case-insensitive (RFC 9110 section 11.1).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Checks `Authorization: Bearer <token>` against a configured hash.
@@ -33,17 +43,14 @@ pub fn require_bearer(headers: &HeaderMap, expected_sha256: &str) -> Result<(), 
             "no admin token is configured (admin.token_sha256); see `strata token new`",
         ));
     }
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    let presented =
+        bearer_token(headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
     let Ok(expected) = hex::decode(expected_sha256) else {
         return Err(ApiError::unauthorized(
             "admin.token_sha256 is not valid hex",
         ));
     };
-    let actual = Sha256::digest(presented.trim().as_bytes());
+    let actual = Sha256::digest(presented.as_bytes());
     if bool::from(actual[..].ct_eq(&expected[..])) {
         Ok(())
     } else {
@@ -65,11 +72,21 @@ mod tests {
         h
     }
 
+    fn token() -> (String, String) {
+        new_token().expect("the OS random source")
+    }
+
     #[test]
     fn accepts_only_the_matching_token() {
-        let (token, hash) = new_token();
+        let (token, hash) = token();
         assert_eq!(hash.len(), 64);
-        assert!(require_bearer(&headers(&format!("Bearer {token}")), &hash).is_ok());
+        // strata_ + 64 hex digits: 256 bits.
+        assert_eq!(token.len(), "strata_".len() + 64);
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let header = headers(&format!("{scheme} {token}"));
+            assert!(require_bearer(&header, &hash).is_ok(), "{scheme}");
+        }
+        assert!(require_bearer(&headers(&format!("Basic {token}")), &hash).is_err());
         assert!(require_bearer(&headers("Bearer wrong"), &hash).is_err());
         assert!(
             require_bearer(&headers(&token), &hash).is_err(),
@@ -80,13 +97,13 @@ mod tests {
 
     #[test]
     fn unconfigured_token_refuses_everything() {
-        let (token, _) = new_token();
+        let (token, _) = token();
         let err = require_bearer(&headers(&format!("Bearer {token}")), "").expect_err("refused");
         assert_eq!(err.code, "unauthorized");
     }
 
     #[test]
     fn tokens_are_unique() {
-        assert_ne!(new_token().0, new_token().0);
+        assert_ne!(token().0, token().0);
     }
 }

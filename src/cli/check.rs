@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::boot::{self, BootError, exit};
+use crate::boot::{self, BootError};
+use crate::cli::exit;
 use crate::config::Config;
 use crate::retry::Transient;
 use crate::stores::Stores;
@@ -80,7 +81,7 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
         Err(e) => {
             let component = if e.is_transient() { "mongo" } else { "config" };
             push(component, e.check(), Outcome::Fail, e.to_string());
-            return BootError::Stores(e).exit_code();
+            return exit::of(&BootError::Stores(e));
         }
     };
     let mut code = exit::OK;
@@ -113,7 +114,7 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
                 };
                 push(name, check, Outcome::Fail, detail);
                 if code == exit::OK {
-                    code = error.exit_code();
+                    code = exit::of(&error);
                 }
             }
         }
@@ -152,7 +153,7 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
         }
         Err(e) => {
             push("schema", "drift", Outcome::Fail, e.to_string());
-            BootError::Schema(e).exit_code()
+            exit::of(&BootError::Schema(e))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `strata config validate` and `strata config show`
 
-use crate::boot::exit;
+use crate::cli::exit;
 use crate::config::{Config, ConfigSource};
 
 pub fn validate(source: &ConfigSource) -> u8 {

@@ -1,10 +1,13 @@
 //! `strata migrate [--plan]`: upgrade the schema of all three stores and
 //! exit (package post-install, Ansible), or only show what would change.
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::boot::{self, exit};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::boot;
+use crate::cli::exit;
 use crate::config::Config;
 use crate::schema::{self, SchemaPlan};
 use crate::stores::Stores;
@@ -14,13 +17,13 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
         Ok(stores) => stores,
         Err(e) => {
             eprintln!("strata: {e}");
-            return boot::BootError::Stores(e).exit_code();
+            return exit::of(&boot::BootError::Stores(e));
         }
     };
     for (_, result) in boot::probe_all(&stores, &config.boot).await {
         if let Err(e) = result {
             eprintln!("strata: {e}");
-            return e.exit_code();
+            return exit::of(&e);
         }
     }
     let plan = match schema::plan(&stores, &config).await {
@@ -83,7 +86,7 @@ fn schema_failed(error: schema::SchemaError) -> u8 {
     } else {
         eprintln!("strata: schema upgrade refused: {error}");
     }
-    boot::BootError::Schema(error).exit_code()
+    exit::of(&boot::BootError::Schema(error))
 }
 
 fn print_plan(plan: &SchemaPlan) {
@@ -114,19 +117,27 @@ fn print_plan(plan: &SchemaPlan) {
     }
 }
 
-/// A line per step; on a terminal, a bar redrawn in place.
+/// A line per step; on a terminal, indicatif's bar redrawn in place.
 struct Progress {
-    total: usize,
-    done: AtomicUsize,
-    bar: bool,
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: AtomicU64,
 }
 
 impl Progress {
     fn new(total: usize) -> Self {
+        let total = u64::try_from(total.max(1)).unwrap_or(u64::MAX);
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template("[{bar:24}] {pos}/{len} {wide_msg}") {
+                bar.set_style(style.progress_chars("#>-"));
+            }
+            bar
+        });
         Self {
-            total: total.max(1),
-            done: AtomicUsize::new(0),
-            bar: std::io::stderr().is_terminal(),
+            bar,
+            total,
+            done: AtomicU64::new(0),
         }
     }
 
@@ -139,30 +150,18 @@ impl Progress {
             self.done.load(Ordering::Relaxed)
         }
         .min(self.total);
-        if self.bar {
-            const WIDTH: usize = 24;
-            let filled = done * WIDTH / self.total;
-            let mut text: String = line.chars().take(70).collect();
-            if text.len() < line.len() {
-                text.push('…');
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(line.to_string());
             }
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r\x1b[2K[{}{}] {done}/{} {text}",
-                "#".repeat(filled),
-                "-".repeat(WIDTH - filled),
-                self.total
-            );
-            let _ = err.flush();
-        } else {
-            println!("[{done}/{}] {line}", self.total);
+            None => println!("[{done}/{}] {line}", self.total),
         }
     }
 
     fn finish(&self) {
-        if self.bar {
-            eprintln!();
+        if let Some(bar) = &self.bar {
+            bar.finish();
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The command line: one file per command. This is the edge where errors
-//! become messages and exit codes (see `boot::exit`).
+//! become messages and exit codes (see `cli::exit`).
 
 mod check;
 mod config_cmd;
+pub mod exit;
 mod migrate;
 mod serve;
 mod token;
@@ -13,7 +14,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::boot::exit;
 use crate::config::{Config, ConfigSource};
 
 const EXIT_CODES: &str = "\

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::api::{self, admin, data};
-use crate::boot::{self, BootError, Health, Step, StepState, exit};
+use crate::boot::{self, BootError, Health, Step, StepState};
+use crate::cli::exit;
 use crate::config::Config;
 use crate::ops::{logging, systemd};
 use crate::version::BuildInfo;
@@ -25,7 +26,7 @@ pub async fn run(config: Config) -> u8 {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("strata: {e}");
-            e.exit_code()
+            exit::of(&e)
         }
     }
 }

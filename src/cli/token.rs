@@ -1,10 +1,16 @@
 //! `strata token new`
 
 use crate::api::auth::new_token;
-use crate::boot::exit;
+use crate::cli::exit;
 
 pub fn new() -> u8 {
-    let (token, hash) = new_token();
+    let (token, hash) = match new_token() {
+        Ok(made) => made,
+        Err(e) => {
+            eprintln!("strata: cannot read the operating system's random source: {e}");
+            return exit::FAILURE;
+        }
+    };
     // The token goes to stdout once, for the operator to hand to clients; it
     // is never stored by strata.
     println!("token:  {token}");

@@ -1,6 +1,6 @@
 //! `strata version`
 
-use crate::boot::exit;
+use crate::cli::exit;
 use crate::version::BuildInfo;
 
 pub fn run(json: bool) -> u8 {

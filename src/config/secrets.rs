@@ -3,42 +3,50 @@
 
 use std::fmt;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 const REDACTED: &str = "<redacted>";
 
-/// A string that must never be printed: `Debug` and `Serialize` redact it.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
+/// A string that must never be printed: `Debug` and `Serialize` redact it,
+/// and secrecy's `SecretString` zeroes it when dropped.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Default for Secret {
+    fn default() -> Self {
+        Self::new(String::new())
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { REDACTED })
+        f.write_str(if self.is_empty() { "\"\"" } else { REDACTED })
     }
 }
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(if self.0.is_empty() { "" } else { REDACTED })
+        s.serialize_str(if self.is_empty() { "" } else { REDACTED })
     }
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient_string(d).map(Secret)
+        lenient_string(d).map(Secret::new)
     }
 }
 

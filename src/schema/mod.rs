@@ -85,18 +85,7 @@ impl SchemaError {
 
 /// Whether a PostgreSQL error means the connection, not the statement, failed.
 pub(crate) fn pg_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // 08xxx connection exceptions, 57P0x shutdown, 53300 too many connections.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
-        _ => false,
-    }
+    crate::stores::Failure::of_postgres(error).is_transient()
 }
 
 /// What an upgrade would change, per store, without changing anything.

@@ -368,13 +368,7 @@ fn mongo_error(step: impl Into<String>, error: &mongodb::error::Error) -> Schema
         store: "mongo",
         step: step.into(),
         reason: error.kind.to_string(),
-        transient: matches!(
-            *error.kind,
-            ErrorKind::Io(_)
-                | ErrorKind::ServerSelection { .. }
-                | ErrorKind::ConnectionPoolCleared { .. }
-                | ErrorKind::DnsResolve { .. }
-        ),
+        transient: crate::stores::Failure::of_mongo(error).is_transient(),
     }
 }
 

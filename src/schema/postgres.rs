@@ -430,6 +430,7 @@ pub async fn apply(
         return Ok(Vec::new());
     }
     let attempts = locks.attempts.max(1);
+    let mut delays = locks.backoff.delays();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -454,7 +455,8 @@ pub async fn apply(
                      transaction holds; rolled back, retrying (attempt {}/{attempts})",
                     attempt + 1
                 ));
-                tokio::time::sleep(locks.backoff.delay(attempt)).await;
+                let delay = delays.next().unwrap_or(locks.backoff.max());
+                tokio::time::sleep(delay).await;
             }
             Err(Failed { step, error }) => return Err(db_error(step, error)),
         }

@@ -1,6 +1,7 @@
 //! The three stores strata owns: connecting, probing version and
 //! capabilities at boot, and cheap health pings afterwards.
 
+pub mod failure;
 pub mod mongo;
 pub mod postgres;
 pub mod s3;
@@ -9,6 +10,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::retry::Transient;
+
+pub use failure::Failure;
 
 /// One of the servers strata depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

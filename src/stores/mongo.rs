@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
 use mongodb::error::ErrorKind;
+
+use super::Failure;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
@@ -142,15 +144,14 @@ impl Mongo {
     }
 
     fn classify(&self, check: &'static str, error: mongodb::error::Error) -> ProbeError {
-        match *error.kind {
-            ErrorKind::Io(_)
-            | ErrorKind::ServerSelection { .. }
-            | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::DnsResolve { .. } => ProbeError::Unreachable {
+        if Failure::of_mongo(&error).is_transient() {
+            return ProbeError::Unreachable {
                 check,
                 address: self.address.clone(),
                 cause: concise(&error.kind.to_string()),
-            },
+            };
+        }
+        match *error.kind {
             ErrorKind::Authentication { .. } => ProbeError::Unfit {
                 check,
                 reason: format!("{}: authentication failed: {}", self.address, error.kind),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres as Pg, Transaction};
 
-use super::{ProbeError, ProbeReport};
+use super::{Failure, ProbeError, ProbeReport};
 use crate::config::{PostgresConfig, SecretUrl};
 
 /// Connections of the administrative path (see [`Postgres::begin_admin`]).
@@ -379,6 +379,7 @@ fn classify(check: &'static str, address: &str, error: sqlx::Error) -> ProbeErro
         address: address.to_string(),
         cause,
     };
+    let transient = Failure::of_postgres(&error).is_transient();
     match &error {
         sqlx::Error::Io(e) => unreachable(e.to_string()),
         sqlx::Error::Tls(e) => unreachable(format!("TLS: {e}")),
@@ -386,9 +387,7 @@ fn classify(check: &'static str, address: &str, error: sqlx::Error) -> ProbeErro
         sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => unreachable(error.to_string()),
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            // 57P0x: shutting down / starting up / cannot connect now;
-            // 53300: too many connections; 08xxx: connection exceptions.
-            if code.starts_with("57P") || code == "53300" || code.starts_with("08") {
+            if transient {
                 unreachable(format!("{} (SQLSTATE {code})", db.message()))
             } else {
                 ProbeError::Unfit {

@@ -12,7 +12,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, ObjectLockEnabled};
 
-use super::{ProbeError, ProbeReport};
+use super::{Failure, ProbeError, ProbeReport};
 use crate::config::S3Config;
 
 /// The region that takes no LocationConstraint on CreateBucket.
@@ -221,6 +221,7 @@ impl S3 {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let transient = Failure::of_s3(&error).is_transient();
         match &error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => ProbeError::Unreachable {
                 check,
@@ -230,7 +231,7 @@ impl S3 {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = error.code().unwrap_or("unknown");
-                if status == 503 || status == 502 || status == 504 {
+                if transient {
                     ProbeError::Unreachable {
                         check,
                         address: self.address.clone(),
