@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ops;
+pub mod records;
 pub mod retry;
 pub mod schema;
 pub mod stores;

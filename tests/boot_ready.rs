@@ -65,10 +65,10 @@ async fn serve_becomes_ready_through_pgbouncer_and_notifies_systemd() {
     let (status, body) = served.admin_get("/livez").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
 
-    // After boot the data API answers (no routes yet: a JSON 404 with a code).
+    // After boot the data API answers an unknown route with a problem (RFC 9457).
     let (status, body) = get_json(&format!("{}/v1/nothing-here", served.api)).await;
     assert_eq!(status, 404);
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["code"], "not_found");
 
     // A wrong method is a JSON error with a code too, on both listeners.
     let client = reqwest::Client::new();

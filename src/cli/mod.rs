@@ -6,6 +6,7 @@ mod config_cmd;
 pub mod exit;
 mod migrate;
 mod serve;
+mod tenant;
 mod token;
 mod version_cmd;
 
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigSource};
+use crate::records::admin::{NewTenant, TokenScope};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -59,7 +61,10 @@ pub enum Command {
     /// Validate or show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Make a new admin token and the hash to configure for it
+    /// Tenants (on the administrative path)
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// The admin token, and the data API's service tokens
     #[command(subcommand)]
     Token(TokenCommand),
     /// Print version, git commit, build date and the embedded schema versions
@@ -80,9 +85,64 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create an active tenant and print its ref
+    #[command(after_help = EXIT_CODES)]
+    Create {
+        /// Lower-case letters, digits and dashes; unique
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "basic")]
+        plan: String,
+        /// Print the tenant as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print a new random token (give it to the client) and its SHA-256 (put it in admin.token_sha256)
+    /// Print a new random admin token (give it to the client) and its SHA-256 (put it in admin.token_sha256)
     New,
+    /// Create a data API service token; its secret is printed once, only its hash is stored
+    #[command(after_help = EXIT_CODES)]
+    Create {
+        #[command(flatten)]
+        scope: TokenScopeArgs,
+        /// What the token is for (shown in lists and audit trails)
+        #[arg(long)]
+        name: String,
+        /// Expire after this many days [default: never]
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        expires: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List service tokens (never their secrets)
+    #[command(after_help = EXIT_CODES)]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a service token: every instance refuses it from its next request on
+    #[command(after_help = EXIT_CODES)]
+    Revoke {
+        #[arg(value_name = "REF")]
+        token_ref: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TokenScopeArgs {
+    /// The tenant (ref) the token may act on
+    #[arg(long, value_name = "REF")]
+    tenant: Option<String>,
+    /// The token may act on every tenant (platform services)
+    #[arg(long)]
+    all_tenants: bool,
 }
 
 /// Parses the command line and runs the command.
@@ -91,6 +151,34 @@ pub fn run() -> ExitCode {
     let code = match cli.command {
         Command::Version { json } => version_cmd::run(json),
         Command::Token(TokenCommand::New) => token::new(),
+        Command::Token(TokenCommand::Create {
+            scope,
+            name,
+            expires,
+            json,
+        }) => {
+            let scope = match scope.tenant {
+                Some(tenant_ref) => TokenScope::Tenant(tenant_ref),
+                None => TokenScope::AllTenants,
+            };
+            with_config(&cli.config, |config| {
+                block_on(token::create(config, name, scope, expires, json))
+            })
+        }
+        Command::Token(TokenCommand::List { json }) => {
+            with_config(&cli.config, |config| block_on(token::list(config, json)))
+        }
+        Command::Token(TokenCommand::Revoke { token_ref }) => with_config(&cli.config, |config| {
+            block_on(token::revoke(config, token_ref))
+        }),
+        Command::Tenant(TenantCommand::Create {
+            slug,
+            name,
+            plan,
+            json,
+        }) => with_config(&cli.config, |config| {
+            block_on(tenant::create(config, NewTenant { slug, name, plan }, json))
+        }),
         Command::Config(ConfigCommand::Validate { file }) => config_cmd::validate(
             &ConfigSource::from_arg(file.as_deref().or(cli.config.as_deref())),
         ),

@@ -49,9 +49,8 @@ async fn serve(config: Config) -> Result<(), BootError> {
         token_sha256: Arc::from(config.admin.token_sha256.as_str()),
         build,
     });
-    let data_router = data::router(data::DataState {
-        health: health.clone(),
-    });
+    let data_state = data::DataState::new(health.clone(), &config.api);
+    let data_router = data::router(data_state.clone());
     let admin_server = tokio::spawn(
         axum::serve(admin_listener, admin_router)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -83,6 +82,7 @@ async fn serve(config: Config) -> Result<(), BootError> {
         }
         Some(Err(e)) => Err(e),
         Some(Ok(_)) => {
+            data_state.set_postgres(stores.postgres.clone());
             health.set_step(
                 Step::Listen,
                 StepState::Done,

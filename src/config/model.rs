@@ -158,12 +158,19 @@ impl S3Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
+    /// The largest request body the data API reads; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// The deepest nesting of arrays and objects a JSON body may have;
+    /// deeper ones get 422 before they are parsed.
+    pub max_json_depth: u32,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 32,
         }
     }
 }

@@ -145,6 +145,15 @@ impl Config {
                 "must be the 64 hex digits of a SHA-256 hash (see `strata token new`), not the token itself".into(),
             );
         }
+        if !(1024..=64 * 1024 * 1024).contains(&self.api.max_body_bytes) {
+            bad(
+                "api.max_body_bytes",
+                "must be between 1024 and 67108864 (64 MiB)".into(),
+            );
+        }
+        if !(2..=128).contains(&self.api.max_json_depth) {
+            bad("api.max_json_depth", "must be between 2 and 128".into());
+        }
         if self.api.listen == self.admin.listen {
             bad("admin.listen", "must differ from api.listen".into());
         }

@@ -1,0 +1,16 @@
+//! Tenant records in PostgreSQL: the narrow data layer under the data API.
+//! Every function takes the request's transaction (on which the tenant is
+//! already set for row-level security) and speaks in record terms, not
+//! HTTP. Cross-tenant administration (tenants, service tokens) runs on the
+//! administrative path instead (see [`admin`]).
+
+pub mod activities;
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod page;
+
+pub use error::RecordError;
+
+/// The transaction of one unit of work.
+pub type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
