@@ -8,7 +8,7 @@
 //! 3. stop the background tasks (health monitor, watchdog) and wait for them;
 //! 4. close the stores: MongoDB (`Client::shutdown`), the PostgreSQL pool,
 //!    then S3 (wait for an Object Lock probe bucket to be deleted), each at
-//!    most [`CLOSE_STORE`];
+//!    most [`crate::stores::CLOSE_STORE`] ([`Stores::close`]);
 //! 5. exit (0, or the boot's error code).
 //!
 //! A boot step that is cut is simply dropped: the PostgreSQL schema upgrade
@@ -16,7 +16,7 @@
 //! rolls it back and releases the schema lock on the server; the MongoDB
 //! and S3 steps are idempotent and rerun at the next start.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +34,6 @@ use crate::version::BuildInfo;
 
 /// How long in-flight requests may take to finish once strata stops.
 pub const DRAIN: Duration = Duration::from_secs(10);
-/// How long each store may take to close. With [`DRAIN`] this keeps the
-/// whole stop well inside the unit's `TimeoutStopSec=60s`.
-pub const CLOSE_STORE: Duration = Duration::from_secs(5);
 
 pub async fn run(config: Config) -> u8 {
     // Before the first log line: from here a signal means "stop in order".
@@ -131,7 +128,7 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
         stop_task(what, task, DRAIN).await;
     }
     if let Some(stores) = running.stores {
-        close_stores(stores).await;
+        stores.close().await;
     }
     tracing::info!("stopped");
     result
@@ -213,33 +210,6 @@ async fn stop_task<T>(what: &'static str, mut task: JoinHandle<T>, limit: Durati
             tracing::warn!(task = what, error = %e, "task failed");
             None
         }
-    }
-}
-
-async fn close_stores(stores: Stores) {
-    // Waits for every handle to a server-side resource (cursor, session) to
-    // be dropped (the tasks using them ended above), ends the server
-    // sessions, and stops the driver's monitors and pool workers. Without
-    // it the runtime would drop those workers while another driver task
-    // still asks them for a connection: the driver panics on that.
-    close_store(
-        "mongo",
-        stores.mongo.client().clone().shutdown().into_future(),
-    )
-    .await;
-    // Closes idle connections and waits for checked-out ones.
-    close_store("postgres", stores.postgres.pool().close()).await;
-    // Waits until an interrupted Object Lock probe deleted its bucket.
-    close_store("s3", stores.s3.close()).await;
-}
-
-async fn close_store(what: &'static str, close: impl Future<Output = ()>) {
-    if tokio::time::timeout(CLOSE_STORE, close).await.is_err() {
-        tracing::warn!(
-            store = what,
-            limit_secs = CLOSE_STORE.as_secs(),
-            "did not close in time"
-        );
     }
 }
 
