@@ -6,6 +6,8 @@
 //! and bucket prefix, so tests run in parallel without seeing each other.
 #![allow(dead_code)] // each test binary uses a part of this module
 
+pub mod logged;
+pub mod outage;
 pub mod relay;
 pub mod serve;
 
