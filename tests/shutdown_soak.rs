@@ -11,8 +11,10 @@
 //!    stopped for a few seconds at a random moment while strata serves:
 //!    `/readyz` turns 503 and back to 200, the same process stays up, and
 //!    it never panics.
+//! 3. SIGTERM while the boot waits for an unreachable dependency (each of
+//!    the three at a closed port): exit 0 after the ordered stop.
 //!
-//! The two tests stop shared servers, so they take turns. The random
+//! The tests take turns (part 2 stops shared servers). The random
 //! delays are the point of the test (where SIGTERM lands, how long an
 //! outage lasts); everything else waits on log lines or `/readyz` with a
 //! deadline. `STRATA_TEST_SOAK_SEED` replays a run (the seed is printed).
@@ -184,22 +186,29 @@ fn sigterm_at_random_moments_always_stops_cleanly() {
     let started = Instant::now();
     let mut rng = Rng::from_env();
 
-    // Calibration: a boot of fresh stores (and when its schema step
-    // starts), then one of current stores.
+    // Calibration: boots of fresh stores (and when their schema step
+    // starts), then one of current stores. The faster of two fresh boots:
+    // right after a restart radosgw stalls the first CreateBucket (~15 s).
     let runtime = runtime();
-    let current = runtime.block_on(Fixture::new("soak"));
-    let (first, schema, ready) = boot_once(&current);
-    let Some(schema) = schema else {
-        panic!("a first boot upgrades the schema and says so")
-    };
+    let mut fresh = Vec::new();
+    for _ in 0..2 {
+        let fixture = runtime.block_on(Fixture::new("soakc"));
+        let (first, schema, ready) = boot_once(&fixture);
+        let Some(schema) = schema else {
+            panic!("a first boot upgrades the schema and says so")
+        };
+        fresh.push((ready.at - first.at, ready.at - schema.at, fixture));
+    }
+    fresh.sort_by_key(|(ready, _, _)| *ready);
+    let (fresh_ready, schema_length, current) = fresh.swap_remove(0);
     let (current_first, _, current_ready) = boot_once(&current);
     let calibration = Calibration {
-        fresh_ready: ready.at - first.at,
-        schema_length: ready.at - schema.at,
+        fresh_ready,
+        schema_length,
         current_ready: current_ready.at - current_first.at,
     };
     eprintln!("calibration: {calibration:?}");
-    drop(current);
+    drop((current, fresh));
 
     // Most of a cycle is waiting (the random delay, the boot's round
     // trips): LANES processes at once, each on its own stores and ports.
@@ -436,4 +445,70 @@ async fn store_outages_turn_readyz_503_and_back_without_a_restart() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{log}");
     assert!(!mentions_panic(&log), "{log}");
     eprintln!("outages done in {:?}", started.elapsed());
+}
+
+/// The fixture's settings with `dependency` at a closed loopback port.
+fn env_unreachable(fixture: &Fixture, dependency: &str) -> Vec<(String, String)> {
+    let closed = common::free_port();
+    let mut env = fixture.env();
+    let mut set = |key: &str, value: String| {
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value));
+    };
+    // One short round per wait, so that "still waiting" comes soon.
+    set("STRATA_BOOT__DEPENDENCY_TIMEOUT_SECS", "1".into());
+    match dependency {
+        "postgres" => {
+            for (key, url) in [
+                ("STRATA_POSTGRES__URL", fixture.pooled_url()),
+                ("STRATA_POSTGRES__DIRECT_URL", fixture.direct_url()),
+            ] {
+                let mut url = url::Url::parse(&url).expect("url");
+                url.set_port(Some(closed)).expect("port");
+                set(key, url.to_string());
+            }
+        }
+        "mongo" => set(
+            "STRATA_MONGO__URL",
+            format!("mongodb://127.0.0.1:{closed}/?directConnection=true"),
+        ),
+        "s3" => set("STRATA_S3__ENDPOINT", format!("http://127.0.0.1:{closed}")),
+        other => panic!("unknown dependency {other}"),
+    }
+    env
+}
+
+#[test]
+fn sigterm_while_waiting_for_an_unreachable_dependency_stops_cleanly() {
+    let _serial = SERIAL.blocking_lock();
+    let mut rng = Rng::from_env();
+    let runtime = runtime();
+    let fixture = runtime.block_on(Fixture::new("waiting"));
+    for dependency in ["postgres", "mongo", "s3"] {
+        let mut command = common::strata_command(&["serve"]);
+        command.envs(env_unreachable(&fixture, dependency));
+        let mut strata = Logged::spawn(command);
+        let field = format!("\"dependency\":\"{dependency}\"");
+        let waiting = strata.wait_line(BOOT_LIMIT, |l| {
+            l.message.ends_with("still waiting") && l.raw.contains(&field)
+        });
+        assert!(
+            waiting.is_some(),
+            "{dependency}: no wait:\n{}",
+            strata.text()
+        );
+        // The deliberate random moment: in a probe or between two.
+        std::thread::sleep(rng.between(Duration::ZERO, Duration::from_secs(1)));
+        strata.signal("TERM");
+        let status = strata.wait_exit(STOP_LIMIT);
+        let log = strata.text();
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{dependency}:\n{log}"
+        );
+        assert!(!mentions_panic(&log), "{dependency}:\n{log}");
+        let last = strata.seen.last().map(|l| l.message.as_str());
+        assert_eq!(last, Some("stopped"), "{dependency}:\n{log}");
+    }
 }
