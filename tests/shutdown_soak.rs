@@ -2,7 +2,7 @@
 //! out store outages without a restart. Against the real local servers.
 //!
 //! 1. 100 start/stop cycles, SIGTERM at a random moment from the first log
-//!    line to well after ready; every 5th cycle on brand-new stores, so the
+//!    line to well after ready; every 10th cycle on brand-new stores, so the
 //!    signal also lands during the schema upgrade. Each exit is 0 after the
 //!    ordered stop, no log mentions a panic, no advisory lock is left in
 //!    PostgreSQL, no Object Lock probe bucket in S3, and `strata migrate`
@@ -34,7 +34,7 @@ const CYCLES: usize = 100;
 /// strata processes at once (each on its own stores and ports).
 const LANES: usize = 4;
 /// Every FRESH_EVERY-th cycle boots brand-new stores (a schema upgrade).
-const FRESH_EVERY: usize = 5;
+const FRESH_EVERY: usize = 10;
 /// How far past ready a SIGTERM may land: beyond a health check (1 s).
 const AFTER_READY: Duration = Duration::from_millis(1500);
 /// Hang detectors, not timing assertions.
@@ -201,6 +201,7 @@ fn sigterm_at_random_moments_always_stops_cleanly() {
     }
     fresh.sort_by_key(|(ready, _, _)| *ready);
     let (fresh_ready, schema_length, current) = fresh.swap_remove(0);
+    drop(fresh);
     let (current_first, _, current_ready) = boot_once(&current);
     let calibration = Calibration {
         fresh_ready,
@@ -208,19 +209,22 @@ fn sigterm_at_random_moments_always_stops_cleanly() {
         current_ready: current_ready.at - current_first.at,
     };
     eprintln!("calibration: {calibration:?}");
-    drop((current, fresh));
 
     // Most of a cycle is waiting (the random delay, the boot's round
-    // trips): LANES processes at once, each on its own stores and ports.
+    // trips): LANES processes at once, on their own ports; on the same
+    // current stores (as several instances would), so that the soak makes
+    // few databases.
     let failed = AtomicBool::new(false);
     let phases = std::thread::scope(|scope| {
         let lanes: Vec<_> = (0..LANES)
             .map(|lane| {
                 let seed = rng.next();
                 let failed = &failed;
+                let current = &current;
                 scope.spawn(move || {
-                    let result =
-                        std::panic::catch_unwind(|| lane_cycles(lane, calibration, seed, failed));
+                    let result = std::panic::catch_unwind(|| {
+                        lane_cycles(lane, current, calibration, seed, failed)
+                    });
                     if result.is_err() {
                         failed.store(true, Ordering::SeqCst);
                     }
@@ -267,19 +271,20 @@ fn runtime() -> tokio::runtime::Runtime {
 /// ...), one after the other. Stops early when another lane failed.
 fn lane_cycles(
     lane: usize,
+    current: &Fixture,
     calibration: Calibration,
     seed: u64,
     failed: &AtomicBool,
 ) -> BTreeMap<Phase, usize> {
     let runtime = runtime();
     let mut rng = Rng(seed | 1);
-    let current = runtime.block_on(Fixture::new("soak"));
+    let ports = (common::free_port(), common::free_port());
     let mut phases = BTreeMap::new();
     for cycle in (lane..CYCLES).step_by(LANES) {
         if failed.load(Ordering::SeqCst) {
             break;
         }
-        let phase = runtime.block_on(one_cycle(cycle, &current, calibration, &mut rng));
+        let phase = runtime.block_on(one_cycle(cycle, current, ports, calibration, &mut rng));
         *phases.entry(phase).or_default() += 1;
     }
     phases
@@ -290,6 +295,7 @@ fn lane_cycles(
 async fn one_cycle(
     cycle: usize,
     current: &Fixture,
+    (api_port, admin_port): (u16, u16),
     calibration: Calibration,
     rng: &mut Rng,
 ) -> Phase {
@@ -309,7 +315,13 @@ async fn one_cycle(
         (false, _) => rng.between(Duration::ZERO, calibration.current_ready + AFTER_READY),
     };
 
-    let mut strata = Logged::spawn(fixture.strata(&["serve"]));
+    let mut command = fixture.strata(&["serve"]);
+    if !fresh {
+        command
+            .env("STRATA_API__LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("STRATA_ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"));
+    }
+    let mut strata = Logged::spawn(command);
     let from = if aim_at_schema {
         strata.wait_line(BOOT_LIMIT, |l| l.message.starts_with("schema: "))
     } else {
