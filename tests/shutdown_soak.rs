@@ -141,6 +141,23 @@ async fn probe_buckets_left(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String
         .collect()
 }
 
+/// Deletes the fixture's (empty) buckets: radosgw allows 1000 buckets per
+/// user and fixtures otherwise leave theirs behind; the soak makes many.
+async fn delete_buckets(fixture: &Fixture) {
+    let s3 = s3_client(fixture);
+    let Ok(listed) = s3.list_buckets().send().await else {
+        return;
+    };
+    let prefix = format!("{}-", fixture.bucket_prefix);
+    for name in listed.buckets().iter().filter_map(|b| b.name()) {
+        if name.starts_with(&prefix)
+            && let Err(e) = s3.delete_bucket().bucket(name).send().await
+        {
+            eprintln!("could not delete bucket {name}: {e:?}");
+        }
+    }
+}
+
 fn s3_client(fixture: &Fixture) -> aws_sdk_s3::Client {
     let config = fixture.config();
     strata::stores::s3::S3::new(&config.s3).client().clone()
@@ -201,7 +218,9 @@ fn sigterm_at_random_moments_always_stops_cleanly() {
     }
     fresh.sort_by_key(|(ready, _, _)| *ready);
     let (fresh_ready, schema_length, current) = fresh.swap_remove(0);
-    drop(fresh);
+    for (_, _, other) in fresh {
+        runtime.block_on(delete_buckets(&other));
+    }
     let (current_first, _, current_ready) = boot_once(&current);
     let calibration = Calibration {
         fresh_ready,
@@ -250,6 +269,7 @@ fn sigterm_at_random_moments_always_stops_cleanly() {
         "{CYCLES} cycles in {:?}; SIGTERM landed: {phases:?}",
         started.elapsed()
     );
+    runtime.block_on(delete_buckets(&current));
     assert_eq!(phases.values().sum::<usize>(), CYCLES);
     // The signal landed in every part of a life at least once.
     for phase in [Phase::Boot, Phase::Schema, Phase::Ready] {
@@ -366,6 +386,7 @@ async fn one_cycle(
         // migration would fail here ("relation already exists").
         let (code, _, stderr) = common::run(fixture.strata(&["migrate"]));
         assert_eq!(code, Some(0), "migrate after {context}\nmigrate: {stderr}");
+        delete_buckets(fixture).await;
     }
     phase_at_stop(&strata.seen)
 }
@@ -456,6 +477,7 @@ async fn store_outages_turn_readyz_503_and_back_without_a_restart() {
     let log = strata.text();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{log}");
     assert!(!mentions_panic(&log), "{log}");
+    delete_buckets(&fixture).await;
     eprintln!("outages done in {:?}", started.elapsed());
 }
 
@@ -523,4 +545,5 @@ fn sigterm_while_waiting_for_an_unreachable_dependency_stops_cleanly() {
         let last = strata.seen.last().map(|l| l.message.as_str());
         assert_eq!(last, Some("stopped"), "{dependency}:\n{log}");
     }
+    runtime.block_on(delete_buckets(&fixture));
 }
