@@ -68,6 +68,25 @@ pub async fn run(config: Config, json: bool) -> u8 {
 }
 
 async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
+    let stores = match Stores::new(config).await {
+        Ok(stores) => stores,
+        Err(e) => {
+            let component = if e.is_transient() { "mongo" } else { "config" };
+            lines.push(Line {
+                component: component.into(),
+                check: e.check().into(),
+                outcome: Outcome::Fail,
+                detail: e.to_string(),
+            });
+            return exit::of(&BootError::Stores(e));
+        }
+    };
+    let code = checks_on(config, &stores, lines).await;
+    stores.close().await;
+    code
+}
+
+async fn checks_on(config: &Config, stores: &Stores, lines: &mut Vec<Line>) -> u8 {
     let mut push = |component: &str, check: &str, outcome: Outcome, detail: String| {
         lines.push(Line {
             component: component.into(),
@@ -76,16 +95,8 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
             detail,
         })
     };
-    let stores = match Stores::new(config).await {
-        Ok(stores) => stores,
-        Err(e) => {
-            let component = if e.is_transient() { "mongo" } else { "config" };
-            push(component, e.check(), Outcome::Fail, e.to_string());
-            return exit::of(&BootError::Stores(e));
-        }
-    };
     let mut code = exit::OK;
-    for (dependency, result) in boot::probe_all(&stores, &config.boot).await {
+    for (dependency, result) in boot::probe_all(stores, &config.boot).await {
         let name = dependency.name();
         match result {
             Ok(report) => {
@@ -128,7 +139,7 @@ async fn checks(config: &Config, lines: &mut Vec<Line>) -> u8 {
         );
         return code;
     }
-    match crate::schema::plan(&stores, config).await {
+    match crate::schema::plan(stores, config).await {
         Ok(plan) => {
             for (store, steps) in [
                 ("postgres", &plan.postgres),

@@ -13,6 +13,9 @@ pub const DEPENDENCY_UNREACHABLE: u8 = 3;
 pub const DEPENDENCY_UNFIT: u8 = 4;
 pub const SCHEMA_REFUSED: u8 = 5;
 pub const CANNOT_LISTEN: u8 = 6;
+/// A thread panicked (a bug); the log holds the panic event. Rust's own
+/// code for a panicking `main`, so every panic ends the same way.
+pub const PANIC: u8 = 101;
 
 /// The exit code of a failed boot step.
 pub fn of(error: &BootError) -> u8 {
@@ -58,6 +61,7 @@ mod tests {
             DEPENDENCY_UNFIT,
             SCHEMA_REFUSED,
             CANNOT_LISTEN,
+            PANIC,
         ];
         let unique: std::collections::BTreeSet<_> = codes.iter().collect();
         assert_eq!(unique.len(), codes.len());

@@ -20,13 +20,19 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
             return exit::of(&boot::BootError::Stores(e));
         }
     };
-    for (_, result) in boot::probe_all(&stores, &config.boot).await {
+    let code = migrate(&config, &stores, plan_only).await;
+    stores.close().await;
+    code
+}
+
+async fn migrate(config: &Config, stores: &Stores, plan_only: bool) -> u8 {
+    for (_, result) in boot::probe_all(stores, &config.boot).await {
         if let Err(e) = result {
             eprintln!("strata: {e}");
             return exit::of(&e);
         }
     }
-    let plan = match schema::plan(&stores, &config).await {
+    let plan = match schema::plan(stores, config).await {
         Ok(plan) => plan,
         Err(e) => return schema_failed(e),
     };
@@ -60,7 +66,7 @@ pub async fn run(config: Config, plan_only: bool) -> u8 {
     }
 
     let progress = Progress::new(plan.len());
-    let report = schema::upgrade(&stores, &config, &|line: &str| progress.step(line)).await;
+    let report = schema::upgrade(stores, config, &|line: &str| progress.step(line)).await;
     progress.finish();
     match report {
         Ok(report) => {

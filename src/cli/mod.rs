@@ -26,7 +26,8 @@ Exit codes:
   3  a dependency (postgres, mongo, s3) is unreachable
   4  a dependency answers but is unfit (version, privileges, Object Lock)
   5  the schema upgrade was refused (changed migration, newer database)
-  6  a listener could not be opened";
+  6  a listener could not be opened
+101  strata panicked (a bug; the log has the panic event)";
 
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about = "The data tier: owns the PostgreSQL, MongoDB and S3 schema and serves a tenant-scoped data API", after_help = EXIT_CODES)]
@@ -147,6 +148,7 @@ pub struct TokenScopeArgs {
 
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
+    crate::ops::panic::install();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Version { json } => version_cmd::run(json),
@@ -206,12 +208,20 @@ fn with_config(path: &Option<PathBuf>, f: impl FnOnce(Config) -> u8) -> u8 {
     }
 }
 
+/// How long the runtime may take to drop its last tasks after a command.
+const RUNTIME_STOP: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn block_on(future: impl std::future::Future<Output = u8>) -> u8 {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(future),
+        Ok(runtime) => {
+            let code = runtime.block_on(future);
+            // Bounded: a blocking task (a DNS lookup) must not hold the exit.
+            runtime.shutdown_timeout(RUNTIME_STOP);
+            crate::ops::panic::exit_code(code)
+        }
         Err(e) => {
             eprintln!("strata: cannot start the async runtime: {e}");
             exit::FAILURE

@@ -135,7 +135,8 @@ fn tracing_level_to_log(level: tracing::Level) -> log::Level {
 }
 
 /// Hands every event that passed the filter to a `log` logger (the journal),
-/// as its message followed by its fields.
+/// as its message followed by its fields, and each field also as a
+/// key-value (the journal makes it a field of its own: `THREAD=`, ...).
 struct LogForwarder<L> {
     log: L,
 }
@@ -145,6 +146,7 @@ impl<S: tracing::Subscriber, L: log::Log + 'static> Layer<S> for LogForwarder<L>
         let mut text = EventText::default();
         event.record(&mut text);
         let meta = event.metadata();
+        let pairs: Vec<(&str, &str)> = text.pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.log.log(
             &log::Record::builder()
                 .level(tracing_level_to_log(*meta.level()))
@@ -153,6 +155,7 @@ impl<S: tracing::Subscriber, L: log::Log + 'static> Layer<S> for LogForwarder<L>
                 .file(meta.file())
                 .line(meta.line())
                 .args(format_args!("{}{}", text.message, text.fields))
+                .key_values(&pairs.as_slice())
                 .build(),
         );
     }
@@ -162,6 +165,7 @@ impl<S: tracing::Subscriber, L: log::Log + 'static> Layer<S> for LogForwarder<L>
 struct EventText {
     message: String,
     fields: String,
+    pairs: Vec<(&'static str, String)>,
 }
 
 impl tracing::field::Visit for EventText {
@@ -171,6 +175,7 @@ impl tracing::field::Visit for EventText {
             let _ = write!(self.message, "{value:?}");
         } else {
             let _ = write!(self.fields, " {}={value:?}", field.name());
+            self.pairs.push((field.name(), format!("{value:?}")));
         }
     }
 
@@ -179,6 +184,7 @@ impl tracing::field::Visit for EventText {
             self.message.push_str(value);
         } else {
             self.fields.push_str(&format!(" {}={value}", field.name()));
+            self.pairs.push((field.name(), value.to_string()));
         }
     }
 }
@@ -190,13 +196,37 @@ mod tests {
 
     /// Collects what the forwarder hands on, in place of the journal.
     #[derive(Clone, Default)]
-    struct Collected(Arc<Mutex<Vec<(log::Level, String, String)>>>);
+    struct Collected(Arc<Mutex<Vec<(log::Level, String, String)>>>, Pairs);
+
+    /// The key-values of every record, in order.
+    #[derive(Clone, Default)]
+    struct Pairs(Arc<Mutex<Vec<KeyValues>>>);
+
+    type KeyValues = Vec<(String, String)>;
+
+    struct Visit<'a>(&'a mut Vec<(String, String)>);
+
+    impl<'kvs> log::kv::VisitSource<'kvs> for Visit<'_> {
+        fn visit_pair(
+            &mut self,
+            key: log::kv::Key<'kvs>,
+            value: log::kv::Value<'kvs>,
+        ) -> Result<(), log::kv::Error> {
+            self.0.push((key.to_string(), value.to_string()));
+            Ok(())
+        }
+    }
 
     impl log::Log for Collected {
         fn enabled(&self, _: &log::Metadata<'_>) -> bool {
             true
         }
         fn log(&self, record: &log::Record<'_>) {
+            let mut pairs = Vec::new();
+            let _ = record.key_values().visit(&mut Visit(&mut pairs));
+            if let Ok(mut all) = self.1.0.lock() {
+                all.push(pairs);
+            }
             if let Ok(mut seen) = self.0.lock() {
                 seen.push((
                     record.level(),
@@ -234,6 +264,12 @@ mod tests {
                     "kept too answer=42".to_string()
                 ),
             ]
+        );
+        let pairs = collected.1.0.lock().expect("lock").clone();
+        assert_eq!(
+            pairs,
+            vec![vec![], vec![("answer".to_string(), "42".to_string())]],
+            "each field also goes to the journal as a field of its own"
         );
     }
 }

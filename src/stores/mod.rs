@@ -6,6 +6,9 @@ pub mod mongo;
 pub mod postgres;
 pub mod s3;
 
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::config::Config;
@@ -143,6 +146,42 @@ impl Stores {
             Dependency::Mongo => self.mongo.ping().await,
             Dependency::S3 => self.s3.ping().await,
         }
+    }
+}
+
+/// How long each store may take to close. With serve's drain this keeps
+/// a whole stop well inside the unit's `TimeoutStopSec=60s`.
+pub const CLOSE_STORE: Duration = Duration::from_secs(5);
+
+impl Stores {
+    /// Closes the clients, in order, each within [`CLOSE_STORE`]. Every
+    /// command calls it before returning, once nothing uses the stores.
+    pub async fn close(self) {
+        // Waits for every handle to a server-side resource (cursor, session)
+        // to be dropped, ends the server sessions and stops the driver's
+        // monitors and pool workers. Without it the runtime drops those
+        // workers at exit while another driver task (a last session clean-up)
+        // still asks them for a connection, and the driver panics.
+        close(
+            "mongo",
+            self.mongo.client().clone().shutdown().into_future(),
+        )
+        .await;
+        // Both pools (serving and administrative): closes idle connections
+        // and waits for checked-out ones.
+        close("postgres", self.postgres.close()).await;
+        // Waits until an interrupted Object Lock probe deleted its bucket.
+        close("s3", self.s3.close()).await;
+    }
+}
+
+async fn close(store: &'static str, closing: impl Future<Output = ()>) {
+    if tokio::time::timeout(CLOSE_STORE, closing).await.is_err() {
+        tracing::warn!(
+            store,
+            limit_secs = CLOSE_STORE.as_secs(),
+            "did not close in time"
+        );
     }
 }
 

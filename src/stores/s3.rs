@@ -1,6 +1,7 @@
 //! S3 (MinIO in production, Ceph radosgw in tests): a client built from the
 //! config, with the SDK's own retries off because boot has its own.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -11,6 +12,8 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, ObjectLockEnabled};
+
+use tokio::sync::RwLock;
 
 use super::{Failure, ProbeError, ProbeReport};
 use crate::config::S3Config;
@@ -26,6 +29,9 @@ pub struct S3 {
     bucket_prefix: String,
     contracts_bucket: String,
     has_credentials: bool,
+    /// Shared by work that must not be cut half-way (the Object Lock probe
+    /// creates a bucket it must delete); [`S3::close`] waits for it.
+    unfinished: Arc<RwLock<()>>,
 }
 
 impl S3 {
@@ -71,6 +77,7 @@ impl S3 {
             bucket_prefix: config.bucket_prefix.clone(),
             contracts_bucket: config.bucket_name("contracts"),
             has_credentials,
+            unfinished: Arc::default(),
         }
     }
 
@@ -141,6 +148,29 @@ impl S3 {
             Err(e) => return Err(self.classify("object_lock", e)),
         }
 
+        // On a task of its own: a boot stopped here (SIGTERM) still deletes
+        // the bucket, and `close` waits for that.
+        let unfinished = self.unfinished.clone().read_owned().await;
+        let s3 = self.clone();
+        let probe = tokio::spawn(async move {
+            let _unfinished = unfinished;
+            s3.probe_with_bucket().await
+        });
+        probe.await.unwrap_or_else(|e| {
+            Err(ProbeError::Unfit {
+                check: "object_lock",
+                reason: format!("the Object Lock probe failed: {e}"),
+            })
+        })
+    }
+
+    /// Waits (unbounded: bound it) until no probe bucket is left to delete.
+    pub async fn close(&self) {
+        let _all_done = self.unfinished.write().await;
+    }
+
+    /// Creates a throwaway bucket with Object Lock, reads it back, deletes it.
+    async fn probe_with_bucket(&self) -> Result<(String, Option<String>), ProbeError> {
         let probe_bucket = probe_bucket_name(&self.bucket_prefix);
         let created = self
             .client
