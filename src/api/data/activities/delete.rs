@@ -9,7 +9,7 @@ use crate::records::activities;
     delete,
     path = "/v1/tenants/{tenantRef}/activities/{ref}",
     tag = "activities",
-    params(RecordPath, ("If-Match" = Option<String>, Header, description = "If sent: the ETag last read")),
+    params(RecordPath, IfMatch),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such activity (or already deleted)", body = Problem,

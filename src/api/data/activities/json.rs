@@ -99,11 +99,14 @@ fn check_ref(field: &str, value: &Option<String>) -> Result<(), Problem> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateActivity {
     /// What the activity does, 1–100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub kind: String,
     /// `queued` (default) or `running`.
     #[serde(default)]
     pub status: Option<ActivityStatus>,
+    /// The ULID of the output document (MongoDB), if any.
     #[serde(default)]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
 }
 
@@ -134,12 +137,13 @@ where
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateActivity {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub kind: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub error: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<Option<String>>,
 }
 

@@ -17,7 +17,7 @@ use crate::records::activities;
     post,
     path = "/v1/tenants/{tenantRef}/activities/{ref}/transitions",
     tag = "activities",
-    params(RecordPath, ("If-Match" = Option<String>, Header, description = "If sent: the ETag last read")),
+    params(RecordPath, IfMatch),
     request_body = Transition,
     responses(
         (status = 200, description = "The activity in its new state", body = ActivityView, headers(

@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 
 use super::json::{ActivityView, UpdateActivity};
 use crate::api::data::body::JsonBody;
-use crate::api::data::extract::{IfMatch, RecordPath, Work, etag};
+use crate::api::data::extract::{IfMatch, IfMatchRequired, RecordPath, Work, etag};
 use crate::api::problem::Problem;
 use crate::records::activities;
 
@@ -13,7 +13,7 @@ use crate::records::activities;
     patch,
     path = "/v1/tenants/{tenantRef}/activities/{ref}",
     tag = "activities",
-    params(RecordPath, ("If-Match" = String, Header, description = "The ETag last read, or *")),
+    params(RecordPath, IfMatchRequired),
     request_body = UpdateActivity,
     responses(
         (status = 200, description = "The changed activity", body = ActivityView, headers(
