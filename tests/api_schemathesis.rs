@@ -74,8 +74,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .arg(repo().join("tests/schemathesis/schemathesis.toml"))
         .args(["run", "--no-color"])
         .arg(api.url("/v1/openapi.json"))
-        .env("STRATA_TOKEN", &token)
-        .env("STRATA_TENANT", &tenant);
+        .env("DATA_API_TOKEN", &token)
+        .env("DATA_API_TENANT", &tenant);
     if let Ok(seed) = std::env::var("STRATA_TEST_SCHEMATHESIS_SEED") {
         command.args(["--seed", &seed]);
     }
