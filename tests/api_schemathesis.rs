@@ -6,7 +6,8 @@
 //! content type, headers, body schema), that schema-violating requests are
 //! refused, and that authentication is not ignored. Its settings:
 //! tests/schemathesis/schemathesis.toml. `STRATA_TEST_SCHEMATHESIS_SEED`
-//! replays a run (every run prints its seed).
+//! replays a run (every run prints its seed), `STRATA_TEST_SCHEMATHESIS_EXAMPLES`
+//! searches longer (default 15 per operation and phase).
 //!
 //! And the document itself is committed as docs/openapi.json: a change to
 //! the API shows in review. `STRATA_UPDATE_OPENAPI=1 scripts/test --test
@@ -20,7 +21,8 @@ use common::api::Api;
 use common::tools::{installed, repo, run_bounded};
 use serde_json::Value;
 
-/// Far above the ~20 s a run takes now; a hung run must not hold CI.
+/// Far above the ~20 s a run takes with one collection (~2 s per operation);
+/// a hung run must not hold CI.
 const SCHEMATHESIS_LIMIT: Duration = Duration::from_secs(600);
 
 const METHODS: [&str; 8] = [
@@ -78,6 +80,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .env("DATA_API_TENANT", &tenant);
     if let Ok(seed) = std::env::var("STRATA_TEST_SCHEMATHESIS_SEED") {
         command.args(["--seed", &seed]);
+    }
+    if let Ok(examples) = std::env::var("STRATA_TEST_SCHEMATHESIS_EXAMPLES") {
+        command.args(["--max-examples", &examples]);
     }
     let run = run_bounded(command, SCHEMATHESIS_LIMIT).await;
     run.assert_success("schemathesis");
