@@ -110,7 +110,7 @@ macro_rules! op_update {
             summary = concat!("Change a ", $noun, " (If-Match required)"),
             params(
                 $crate::api::data::extract::RecordPath,
-                ("If-Match" = String, Header, description = "The ETag last read, or *")
+                $crate::api::data::extract::IfMatchRequired
             ),
             request_body = $Update,
             responses(
@@ -156,7 +156,7 @@ macro_rules! op_transition {
             summary = concat!("Move a ", $noun, " to another state"),
             params(
                 $crate::api::data::extract::RecordPath,
-                ("If-Match" = Option<String>, Header, description = "If sent: the ETag last read")
+                $crate::api::data::extract::IfMatch
             ),
             request_body = $Transition,
             responses(
@@ -196,7 +196,7 @@ macro_rules! op_delete {
             summary = concat!("Delete a ", $noun, " (soft: it disappears from gets and lists)"),
             params(
                 $crate::api::data::extract::RecordPath,
-                ("If-Match" = Option<String>, Header, description = "If sent: the ETag last read")
+                $crate::api::data::extract::IfMatch
             ),
             responses(
                 (status = 204, description = "Deleted"),

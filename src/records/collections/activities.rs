@@ -60,6 +60,7 @@ pub struct Activity {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
     /// The ULID of the output document (MongoDB), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -78,6 +79,7 @@ pub struct CreateActivity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ActivityStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
 }
 
@@ -101,7 +103,7 @@ pub struct UpdateActivity {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<Option<String>>,
 }
 

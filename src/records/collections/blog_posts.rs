@@ -50,6 +50,7 @@ pub struct BlogPost {
     #[serde(rename = "ref")]
     pub record_ref: String,
     /// The activity that produced it (ref), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     pub title: String,
     pub channel: Option<String>,
@@ -59,6 +60,7 @@ pub struct BlogPost {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
     /// The ULID of the content document (MongoDB), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -73,6 +75,7 @@ pub struct CreateBlogPost {
     #[schema(min_length = 1, max_length = 500)]
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -82,6 +85,7 @@ pub struct CreateBlogPost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
 }
 
@@ -118,7 +122,7 @@ pub struct UpdateBlogPost {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<Option<String>>,
 }
 

@@ -61,6 +61,7 @@ pub struct Contract {
     pub pdf_version_id: Option<String>,
     /// Until when S3 refuses to delete or overwrite the PDF.
     pub retain_until: Option<DateTime<Utc>>,
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub pdf_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -57,6 +57,7 @@ pub struct OnboardingRun {
     pub status: String,
     pub context_file_id: Option<String>,
     /// The ULID of the research document (MongoDB), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub research_ref: Option<String>,
     pub error: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
@@ -77,6 +78,7 @@ pub struct CreateOnboardingRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_file_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub research_ref: Option<String>,
 }
 
@@ -96,7 +98,7 @@ pub struct UpdateOnboardingRun {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub research_ref: Option<Option<String>>,
     #[serde(
         default,

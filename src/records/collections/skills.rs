@@ -36,6 +36,7 @@ pub struct Skill {
     pub slug: String,
     pub version: i32,
     /// The ULID of the skill's content (MongoDB), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<String>,
     /// A global template (read-only for tenants).
     pub global: bool,
@@ -62,6 +63,7 @@ pub struct CreateSkill {
     #[schema(minimum = 1)]
     pub version: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<String>,
 }
 
@@ -77,6 +79,6 @@ pub struct UpdateSkill {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<Option<String>>,
 }

@@ -48,6 +48,7 @@ crate::status_enum!(
 pub struct SocialPost {
     #[serde(rename = "ref")]
     pub record_ref: String,
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     /// Where it is posted (e.g. `linkedin`).
     pub platform: String,
@@ -56,6 +57,7 @@ pub struct SocialPost {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -70,10 +72,12 @@ pub struct CreateSocialPost {
     #[schema(min_length = 1, max_length = 64)]
     pub platform: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<String>,
 }
 
@@ -103,7 +107,7 @@ pub struct UpdateSocialPost {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub output_ref: Option<Option<String>>,
 }
 

@@ -75,6 +75,7 @@ pub struct Strategy {
     pub approved_by: Option<String>,
     pub approved_at: Option<DateTime<Utc>>,
     /// The ULID of the strategy's content (MongoDB), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -96,6 +97,7 @@ pub struct CreateStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<String>,
 }
 
@@ -122,7 +124,7 @@ pub struct UpdateStrategy {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<Option<String>>,
 }
 

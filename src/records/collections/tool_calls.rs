@@ -51,6 +51,7 @@ crate::status_enum!(
 pub struct ToolCall {
     #[serde(rename = "ref")]
     pub record_ref: String,
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     pub tool_name: String,
     pub method: String,
@@ -60,6 +61,7 @@ pub struct ToolCall {
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i32>,
     /// The ULID of the full request/response log (MongoDB), if any.
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub payload_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -80,6 +82,7 @@ pub struct CreateToolCall {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ToolCallStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     /// Default: now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +91,7 @@ pub struct CreateToolCall {
     #[schema(minimum = 0)]
     pub duration_ms: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub payload_ref: Option<String>,
 }
 
@@ -100,7 +104,7 @@ pub struct UpdateToolCall {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub payload_ref: Option<Option<String>>,
 }
 

@@ -28,6 +28,7 @@ pub const TABLE: Table = Table {
 pub struct UsageEvent {
     #[serde(rename = "ref")]
     pub record_ref: String,
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
     pub metric: String,
     pub quantity: i64,
@@ -51,5 +52,6 @@ pub struct CreateUsageEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub activity_ref: Option<String>,
 }
