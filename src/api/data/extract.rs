@@ -324,3 +324,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
         Ok(paging)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn if_match(value: &str) -> Result<IfMatch, Problem> {
+        let request = axum::http::Request::builder()
+            .header(header::IF_MATCH, value)
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        IfMatch::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn if_match_is_star_or_one_strong_tag_else_400() {
+        assert_eq!(if_match("*").await.expect("*"), IfMatch::Any);
+        assert_eq!(
+            if_match("\"01ABC-3\"").await.expect("tag"),
+            IfMatch::Tag("01ABC-3".into())
+        );
+        for bad in ["abc", "\"\"", "\"a b\"", "W/\"x\"", "\"a\", \"b\"", "null"] {
+            let refused = if_match(bad).await.expect_err(bad);
+            assert_eq!(
+                (refused.status, refused.code.as_str()),
+                (400, "invalid_if_match")
+            );
+        }
+    }
+}
