@@ -187,7 +187,10 @@ pub fn run() -> ExitCode {
         Command::Config(ConfigCommand::Show) => {
             config_cmd::show(&ConfigSource::from_arg(cli.config.as_deref()))
         }
-        Command::Serve => with_config(&cli.config, |config| block_on(serve::run(config))),
+        Command::Serve => with_config(&cli.config, |config| {
+            let source = ConfigSource::from_arg(cli.config.as_deref());
+            block_on(serve::run(config, source))
+        }),
         Command::Check { json } => {
             with_config(&cli.config, |config| block_on(check::run(config, json)))
         }

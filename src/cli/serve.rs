@@ -26,19 +26,21 @@ use tokio::task::JoinHandle;
 use crate::api::{self, admin, data};
 use crate::boot::{self, BootError, Health, Step, StepState};
 use crate::cli::exit;
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::jobs;
 use crate::ops::shutdown::{self, Stop};
-use crate::ops::{logging, systemd};
+use crate::ops::{logging, reload, systemd};
 use crate::stores::Stores;
 use crate::version::BuildInfo;
 
 /// How long in-flight requests may take to finish once strata stops.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
-pub async fn run(config: Config) -> u8 {
-    // Before the first log line: from here a signal means "stop in order".
+pub async fn run(config: Config, source: ConfigSource) -> u8 {
+    // Before the first log line: from here a signal means "stop in order",
+    // and SIGHUP a reload (never the default: the end of the process).
     let signals = shutdown::listen();
+    let hangups = reload::listen();
     let _log_guard = match logging::init(&config.log) {
         Ok(guard) => guard,
         Err(e) => {
@@ -53,7 +55,7 @@ pub async fn run(config: Config) -> u8 {
             None
         }
     };
-    let result = serve(config, Stop::new()).await;
+    let result = serve(config, Reload { source, hangups }, Stop::new()).await;
     if let Some(task) = signals {
         task.abort();
     }
@@ -67,7 +69,13 @@ pub async fn run(config: Config) -> u8 {
     }
 }
 
-async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
+/// How to reload the configuration on SIGHUP.
+struct Reload {
+    source: ConfigSource,
+    hangups: Option<tokio::signal::unix::Signal>,
+}
+
+async fn serve(config: Config, reload: Reload, stop: Stop) -> Result<(), BootError> {
     let build = BuildInfo::current();
     tracing::info!(
         version = build.version,
@@ -108,7 +116,15 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
     tracing::info!(admin = %config.admin.listen, api = %config.api.listen, "listening");
 
     let mut running = Running::default();
-    let result = boot_and_serve(&config, &health, &data_state, stop.clone(), &mut running).await;
+    let result = boot_and_serve(
+        &config,
+        reload,
+        &health,
+        &data_state,
+        stop.clone(),
+        &mut running,
+    )
+    .await;
 
     // The ordered stop; see the module documentation.
     systemd::stopping();
@@ -153,6 +169,7 @@ struct Running {
 /// whatever step a stop comes.
 async fn boot_and_serve(
     config: &Config,
+    reload: Reload,
     health: &Health,
     data_state: &data::DataState,
     mut stop: Stop,
@@ -197,13 +214,25 @@ async fn boot_and_serve(
     let instance = jobs::instance_id();
     let lease_ttl = Duration::from_secs(config.jobs.lease_secs);
     let lease = |name| jobs::Lease::new(stores.postgres.clone(), name, instance.clone(), lease_ttl);
+    let (live_tx, live) = watch::channel(Arc::new(config.clone()));
     running.tasks.push((
         "tenant purge",
         tokio::spawn(jobs::run_forever(
-            jobs::purge::Purge::new(stores.clone(), config.clone()),
+            jobs::purge::Purge::new(stores.clone(), live),
             lease(jobs::purge::NAME),
         )),
     ));
+    if let Some(hangups) = reload.hangups {
+        running.tasks.push((
+            "reload",
+            tokio::spawn(reload::on_sighup(
+                hangups,
+                reload.source,
+                stores.clone(),
+                live_tx,
+            )),
+        ));
+    }
     running.leases.push(lease(jobs::purge::NAME));
     tracing::info!(%instance, "background jobs started");
     tracing::info!("ready");

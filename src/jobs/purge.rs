@@ -30,12 +30,13 @@ const MAY_GO: &[(&str, &str)] = &[(
 
 pub struct Purge {
     stores: Stores,
-    config: Config,
+    /// Read at every run: a SIGHUP reload applies at the next one.
+    live: crate::ops::reload::Live,
 }
 
 impl Purge {
-    pub fn new(stores: Stores, config: Config) -> Self {
-        Self { stores, config }
+    pub fn new(stores: Stores, live: crate::ops::reload::Live) -> Self {
+        Self { stores, live }
     }
 }
 
@@ -45,14 +46,15 @@ impl Job for Purge {
     }
 
     fn interval(&self) -> Duration {
-        Duration::from_secs(self.config.jobs.purge_interval_secs)
+        Duration::from_secs(self.live.borrow().jobs.purge_interval_secs)
     }
 
     async fn run(&self) -> Result<Value, JobError> {
-        let due = due_tenants(&self.stores, self.config.jobs.purge_after_days).await?;
+        let config: std::sync::Arc<Config> = self.live.borrow().clone();
+        let due = due_tenants(&self.stores, config.jobs.purge_after_days).await?;
         let mut reports = Vec::new();
         for (id, tenant_ref) in due {
-            reports.push(purge_tenant(&self.stores, &self.config, id, &tenant_ref).await?);
+            reports.push(purge_tenant(&self.stores, &config, id, &tenant_ref).await?);
         }
         Ok(serde_json::json!({ "tenants": reports }))
     }

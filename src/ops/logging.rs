@@ -39,6 +39,34 @@ pub fn resolve_target(target: LogTarget) -> LogTarget {
     }
 }
 
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// Swaps the installed logger's filter (SIGHUP reload of `log.level`).
+fn reloader() -> &'static std::sync::Mutex<Option<SetFilter>> {
+    static RELOAD: std::sync::OnceLock<std::sync::Mutex<Option<SetFilter>>> =
+        std::sync::OnceLock::new();
+    RELOAD.get_or_init(|| std::sync::Mutex::new(None))
+}
+
+fn keep_reloader(set: SetFilter) {
+    let mut slot = reloader().lock().unwrap_or_else(|p| p.into_inner());
+    *slot = Some(set);
+}
+
+/// Applies a new `log.level` to the running logger. `Ok(false)` when
+/// `RUST_LOG` is set (it keeps precedence) or no logger is installed.
+pub fn set_level(level: &str) -> Result<bool, LoggingError> {
+    if std::env::var("RUST_LOG").is_ok_and(|v| !v.is_empty()) {
+        return Ok(false);
+    }
+    let filter = EnvFilter::try_new(level).map_err(|e| LoggingError::Filter(e.to_string()))?;
+    let slot = reloader().lock().unwrap_or_else(|p| p.into_inner());
+    match slot.as_ref() {
+        Some(set) => set(filter).map(|()| true).map_err(LoggingError::Filter),
+        None => Ok(false),
+    }
+}
+
 /// Installs the global logger. `RUST_LOG` overrides `log.level` when set, so
 /// an operator can turn up one module without editing the config.
 pub fn init(config: &LogConfig) -> Result<LogGuard, LoggingError> {
@@ -55,6 +83,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, LoggingError> {
                 .with_syslog_identifier("strata".into());
             // A tracing layer in front of the journal logger, so that the whole
             // filter (`strata=debug,sqlx=warn`) applies, not only its maximum.
+            let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
             let installed = tracing_subscriber::registry()
                 .with(filter)
                 .with(LogForwarder { log: journal })
@@ -62,6 +91,9 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, LoggingError> {
             if let Err(e) = installed {
                 return Err(LoggingError::Journald(e.to_string()));
             }
+            keep_reloader(Box::new(move |f| {
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
             Ok(LogGuard { _file: None })
         }
         LogTarget::File => {
@@ -118,10 +150,26 @@ where
         .with_writer(writer)
         .with_ansi(ansi);
     // A second install (tests calling init twice) keeps the first logger.
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    match format {
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                keep_reloader(Box::new(move |f| {
+                    handle.reload(f).map_err(|e| e.to_string())
+                }));
+            }
+        }
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                keep_reloader(Box::new(move |f| {
+                    handle.reload(f).map_err(|e| e.to_string())
+                }));
+            }
+        }
+    }
 }
 
 fn tracing_level_to_log(level: tracing::Level) -> log::Level {

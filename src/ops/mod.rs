@@ -3,5 +3,6 @@
 pub mod logging;
 pub mod metrics;
 pub mod panic;
+pub mod reload;
 pub mod shutdown;
 pub mod systemd;
