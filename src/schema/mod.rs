@@ -352,9 +352,15 @@ async fn apply_locked(
         backoff: config.boot.backoff(),
     };
     let mut applied = postgres::apply(direct, &plan.postgres, &locks, progress).await?;
+    let embedded = embedded_versions();
+    let started = Instant::now();
     let mongo = mongo::apply(stores.mongo.database(), &plan.mongo, progress).await?;
+    record_store_changes(direct, "mongo", &embedded.mongo, &mongo.done, started).await?;
     applied.extend(mongo.done);
-    applied.extend(s3::apply(&stores.s3, &plan.s3, progress).await?);
+    let started = Instant::now();
+    let s3_done = s3::apply(&stores.s3, &plan.s3, progress).await?;
+    record_store_changes(direct, "s3", &embedded.s3, &s3_done, started).await?;
+    applied.extend(s3_done);
     Ok(SchemaReport {
         applied,
         warnings: mongo.warnings,
@@ -365,6 +371,96 @@ async fn apply_locked(
             .last()
             .map_or(plan.postgres.database_version, |m| m.version),
         took_ms: 0,
+    })
+}
+
+/// Appends what a reconcile of MongoDB or S3 changed to
+/// `strata_store_schema_history` (migration 0011), if it changed anything.
+async fn record_store_changes(
+    direct: &mut PgConnection,
+    store: &str,
+    definitions: &str,
+    steps: &[String],
+    started: Instant,
+) -> Result<(), SchemaError> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let took_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO strata_store_schema_history (store, definitions, steps, applied_by, took_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(store)
+    .bind(definitions)
+    .bind(serde_json::json!(steps))
+    .bind(format!("strata {}", env!("CARGO_PKG_VERSION")))
+    .bind(took_ms)
+    .execute(&mut *direct)
+    .await
+    .map_err(|e| SchemaError::Store {
+        store: "postgres",
+        step: format!("recording the {store} schema changes"),
+        transient: crate::stores::Failure::of_postgres(&e).is_transient(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// One applied PostgreSQL migration.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub applied_on: chrono::DateTime<chrono::Utc>,
+    pub applied_by: String,
+    pub execution_ms: i64,
+    pub compatible: bool,
+}
+
+/// What one reconcile changed in MongoDB or S3.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreChange {
+    pub store: String,
+    /// The hash of the embedded definitions it reconciled to.
+    pub definitions: String,
+    pub steps: serde_json::Value,
+    pub applied_on: chrono::DateTime<chrono::Utc>,
+    pub applied_by: String,
+    pub took_ms: i64,
+}
+
+/// The schema history of the three stores (administrative path).
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    pub postgres: Vec<AppliedMigration>,
+    pub mongo: Vec<StoreChange>,
+    pub s3: Vec<StoreChange>,
+}
+
+pub async fn history(pg: &crate::stores::postgres::Postgres) -> Result<History, sqlx::Error> {
+    let mut tx = pg.begin_admin().await?;
+    let postgres = sqlx::query_as(
+        "SELECT version, name, checksum, applied_on, applied_by, execution_ms, compatible \
+         FROM strata_schema_history ORDER BY version",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let changes: Vec<StoreChange> = sqlx::query_as(
+        "SELECT store, definitions, steps, applied_on, applied_by, took_ms \
+         FROM strata_store_schema_history ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (mongo, s3) = changes.into_iter().partition(|c| c.store == "mongo");
+    Ok(History {
+        postgres,
+        mongo,
+        s3,
     })
 }
 
