@@ -9,4 +9,5 @@ pub mod records;
 pub mod retry;
 pub mod schema;
 pub mod stores;
+pub mod transfer;
 pub mod version;
