@@ -7,7 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::problem::Problem;
 
 /// The SHA-256 of a token, as lowercase hex.
 pub fn token_sha256(token: &str) -> String {
@@ -37,24 +37,22 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks `Authorization: Bearer <token>` against a configured hash.
-pub fn require_bearer(headers: &HeaderMap, expected_sha256: &str) -> Result<(), ApiError> {
+pub fn require_bearer(headers: &HeaderMap, expected_sha256: &str) -> Result<(), Problem> {
     if expected_sha256.is_empty() {
-        return Err(ApiError::unauthorized(
+        return Err(Problem::unauthorized(
             "no admin token is configured (admin.token_sha256); see `strata token new`",
         ));
     }
     let presented =
-        bearer_token(headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        bearer_token(headers).ok_or_else(|| Problem::unauthorized("missing bearer token"))?;
     let Ok(expected) = hex::decode(expected_sha256) else {
-        return Err(ApiError::unauthorized(
-            "admin.token_sha256 is not valid hex",
-        ));
+        return Err(Problem::unauthorized("admin.token_sha256 is not valid hex"));
     };
     let actual = Sha256::digest(presented.as_bytes());
     if bool::from(actual[..].ct_eq(&expected[..])) {
         Ok(())
     } else {
-        Err(ApiError::unauthorized("invalid bearer token"))
+        Err(Problem::unauthorized("invalid bearer token"))
     }
 }
 

@@ -1,7 +1,8 @@
-//! The data API's one error type: `application/problem+json` (RFC 9457)
-//! with a stable machine-readable `code`, field-level `errors` for
-//! validation, the request's id, and for a refused transition the current
-//! and allowed states. Every route lists it (see `data::openapi`).
+//! The one error type of both listeners (data API and admin API):
+//! `application/problem+json` (RFC 9457) with a stable machine-readable
+//! `code`, field-level `errors` for validation, the request's id, and for a
+//! refused transition the current and allowed states. Every data API route
+//! lists it (see `data::openapi`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::records::RecordError;
+use crate::records::admin::AdminError;
 use crate::records::auth::AuthError;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -233,6 +235,23 @@ impl From<AuthError> for Problem {
                 "the tenant is suspended",
             ),
             AuthError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AdminError> for Problem {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Invalid { field, message } => Problem::invalid_field(field, message),
+            // Only a new token names a tenant in its body.
+            AdminError::UnknownTenant(_) => {
+                Problem::invalid_field("tenant", "no active or suspended tenant has this ref")
+            }
+            AdminError::Random(reason) => {
+                tracing::error!(%reason, "no randomness for a token");
+                Problem::internal()
+            }
+            AdminError::Record(e) => e.into(),
         }
     }
 }

@@ -17,7 +17,6 @@
 //! and S3 steps are idempotent and rerun at the next start.
 
 use std::future::IntoFuture;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -79,11 +78,8 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_listener = api::bind("admin API", config.admin.listen).await?;
     let data_listener = api::bind("data API", config.api.listen).await?;
-    let admin_router = admin::router(admin::AdminState {
-        health: health.clone(),
-        token_sha256: Arc::from(config.admin.token_sha256.as_str()),
-        build,
-    });
+    let admin_state = admin::AdminState::new(health.clone(), &config.admin.token_sha256, build);
+    let admin_router = admin::router(admin_state.clone());
     let data_state = data::DataState::new(health.clone(), &config.api);
     let data_router = data::router(data_state.clone());
     let listeners = vec![
@@ -107,7 +103,14 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
     tracing::info!(admin = %config.admin.listen, api = %config.api.listen, "listening");
 
     let mut running = Running::default();
-    let result = boot_and_serve(&config, &health, &data_state, stop.clone(), &mut running).await;
+    let result = boot_and_serve(
+        &config,
+        &health,
+        (&data_state, &admin_state),
+        stop.clone(),
+        &mut running,
+    )
+    .await;
 
     // The ordered stop; see the module documentation.
     systemd::stopping();
@@ -145,7 +148,7 @@ struct Running {
 async fn boot_and_serve(
     config: &Config,
     health: &Health,
-    data_state: &data::DataState,
+    (data_state, admin_state): (&data::DataState, &admin::AdminState),
     mut stop: Stop,
     running: &mut Running,
 ) -> Result<(), BootError> {
@@ -170,6 +173,7 @@ async fn boot_and_serve(
         Some(result) => result?,
     };
     data_state.set_postgres(stores.postgres.clone());
+    admin_state.set_postgres(stores.postgres.clone());
     health.set_step(
         Step::Listen,
         StepState::Done,

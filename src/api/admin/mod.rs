@@ -1,0 +1,149 @@
+//! The admin API (own listener, loopback by default): liveness, readiness,
+//! status, tenants and service tokens. `/livez` and `/readyz` are open so
+//! that probes need no secret; everything under `/admin` needs the admin
+//! bearer token. Every error is the data API's `application/problem+json`
+//! ([`Problem`]) with a stable `code`.
+//!
+//! The tenant and token routes are thin: `crate::records::admin` does the
+//! work, the same functions the CLI (`strata tenant|token ...`) calls.
+
+mod body;
+mod tenants;
+mod tokens;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::auth::require_bearer;
+use super::problem::Problem;
+use super::request_id;
+use crate::boot::{DependencyStatus, Health};
+use crate::records::RecordError;
+use crate::records::admin::AdminError;
+use crate::schema::SchemaReport;
+use crate::stores::Dependency;
+use crate::stores::postgres::Postgres;
+use crate::version::BuildInfo;
+
+/// Seconds a client is told to wait while strata boots.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// Admin requests are small JSON documents.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub health: Health,
+    pub token_sha256: Arc<str>,
+    pub build: BuildInfo,
+    /// Set once the stores are ready (the listener serves before that).
+    postgres: Arc<OnceLock<Postgres>>,
+}
+
+impl AdminState {
+    pub fn new(health: Health, token_sha256: &str, build: BuildInfo) -> Self {
+        Self {
+            health,
+            token_sha256: Arc::from(token_sha256),
+            build,
+            postgres: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Hands the ready PostgreSQL handle to the routes (once).
+    pub fn set_postgres(&self, postgres: Postgres) {
+        // A second call would hand over the same stores: ignore it.
+        let _ = self.postgres.set(postgres);
+    }
+
+    /// The administrative path, or 503 while strata boots.
+    fn postgres(&self) -> Result<&Postgres, Problem> {
+        self.postgres
+            .get()
+            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
+    }
+}
+
+pub fn router(state: AdminState) -> Router {
+    let admin = Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/admin/tenants/{ref}",
+            get(tenants::get).delete(tenants::delete),
+        )
+        .route("/admin/tenants/{ref}/suspend", post(tenants::suspend))
+        .route("/admin/tenants/{ref}/resume", post(tenants::resume))
+        .route("/admin/tokens", get(tokens::list).post(tokens::create))
+        .route("/admin/tokens/{ref}", get(tokens::get))
+        .route("/admin/tokens/{ref}/revoke", post(tokens::revoke))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route_layer(middleware::from_fn(request_id::layer));
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .merge(admin)
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The admin token: its SHA-256 compared in constant time.
+async fn require_admin(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    match require_bearer(request.headers(), &state.token_sha256) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// An administrative refusal as a problem; `what` names the kind of thing
+/// a 404 is about ("tenant", "token").
+fn problem(error: AdminError, what: &str) -> Problem {
+    match error {
+        AdminError::Record(RecordError::NotFound) => Problem::not_found(&format!("no such {what}")),
+        other => other.into(),
+    }
+}
+
+async fn livez() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "alive" }))
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let readiness = state.health.readiness();
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
+#[derive(Serialize)]
+struct Status {
+    build: BuildInfo,
+    ready: bool,
+    uptime_secs: u64,
+    dependencies: BTreeMap<Dependency, DependencyStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<SchemaReport>,
+}
+
+async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
+    Json(Status {
+        build: state.build.clone(),
+        ready: state.health.is_ready(),
+        uptime_secs: state.health.uptime().as_secs(),
+        dependencies: state.health.dependencies(),
+        schema: state.health.schema(),
+    })
+}
