@@ -627,3 +627,38 @@ async fn cli_tenant_commands() {
     let (code, _, err) = cli(&api, &["tenant", "list", "--status", "gone"]);
     assert_eq!(code, Some(2), "clap refuses an unknown status: {err}");
 }
+
+/// The README's admin walkthrough, run as printed (only the two base URLs
+/// and the admin token come from the environment, as the block says).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_admin_walkthrough_runs_as_printed() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let block = readme
+        .split("<!-- admin-walkthrough -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the README has the admin walkthrough block");
+    let (api, token, _) = start("admin-readme").await;
+    let output = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .env("ADMIN", &api.served.admin)
+        .env("API", &api.served.api)
+        .env("ADMIN_TOKEN", &token)
+        .output()
+        .expect("run bash");
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{out}\n{err}");
+    for expected in [
+        "\"tenant_suspended\"",
+        " 403\n",
+        "\"unauthorized\"",
+        " 401\n",
+        "\"illegal_transition\"",
+        "\"allowedStates\":[]",
+    ] {
+        assert!(out.contains(expected), "{expected} in:\n{out}");
+    }
+    assert!(!out.contains(&token), "the admin token is never echoed");
+}
