@@ -9,23 +9,9 @@ use subtle::ConstantTimeEq;
 
 use super::problem::Problem;
 
-/// The SHA-256 of a token, as lowercase hex.
-pub fn token_sha256(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Bytes of randomness in a token: 256 bits.
-const TOKEN_BYTES: usize = 32;
-
-/// A new random token (256 bits from the operating system's random source,
-/// hex) and its hash for the configuration.
-pub fn new_token() -> Result<(String, String), getrandom::Error> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes)?;
-    let token = format!("strata_{}", hex::encode(bytes));
-    let hash = token_sha256(&token);
-    Ok((token, hash))
-}
+// Made and hashed where the service tokens are kept; the admin token is
+// made the same way (`strata token new`).
+pub use crate::records::auth::{new_token, token_sha256};
 
 /// The credentials of an `Authorization: Bearer <token>` header; the scheme
 /// is case-insensitive (RFC 9110 section 11.1).

@@ -314,4 +314,30 @@ mod tests {
             "tenant_suspended"
         );
     }
+
+    #[test]
+    fn admin_refusals_name_their_field() {
+        let invalid = Problem::from(AdminError::Invalid {
+            field: "slug",
+            message: "lower-case".into(),
+        });
+        assert_eq!(
+            (invalid.status, invalid.code.as_str()),
+            (422, "validation_failed")
+        );
+        assert_eq!(invalid.errors[0].field, "slug");
+        let unknown = Problem::from(AdminError::UnknownTenant(
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+        ));
+        assert_eq!(unknown.status, 422);
+        assert_eq!(unknown.errors[0].field, "tenant");
+        let random = Problem::from(AdminError::Random("no entropy".into()));
+        assert_eq!(random.status, 500);
+        assert!(!random.detail.unwrap_or_default().contains("entropy"));
+        let conflict = Problem::from(AdminError::Record(RecordError::Conflict {
+            constraint: Some("tenants_slug_key".into()),
+            message: "duplicate".into(),
+        }));
+        assert_eq!((conflict.status, conflict.code.as_str()), (409, "conflict"));
+    }
 }

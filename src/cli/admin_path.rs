@@ -20,8 +20,10 @@ pub(crate) fn connect(config: &Config) -> Option<Postgres> {
     }
 }
 
-/// Runs `work` on the administrative path and closes it again.
-pub(crate) async fn with_postgres<T, F>(config: &Config, work: F) -> Result<T, u8>
+/// Runs `work` on the administrative path and closes it again; a refusal
+/// is printed (`what`: "tenant", "token": what a ref names) and becomes an
+/// exit code.
+pub(crate) async fn with_postgres<T, F>(config: &Config, what: &str, work: F) -> Result<T, u8>
 where
     F: AsyncFnOnce(&Postgres) -> Result<T, AdminError>,
 {
@@ -31,7 +33,7 @@ where
     let result = work(&pg).await;
     pg.close().await;
     result.map_err(|e| {
-        eprintln!("strata: {}", describe(&e));
+        eprintln!("strata: {}", describe(&e, what));
         exit_code(&e)
     })
 }
@@ -44,13 +46,13 @@ pub(crate) fn exit_code(error: &AdminError) -> u8 {
 }
 
 /// A refusal in words, with the allowed states of an illegal transition.
-pub(crate) fn describe(error: &AdminError) -> String {
+pub(crate) fn describe(error: &AdminError, what: &str) -> String {
     match error {
         AdminError::Invalid { field, message } => format!("{}: {message}", flag(field)),
         AdminError::UnknownTenant(tenant_ref) => {
             format!("--tenant: no active or suspended tenant has the ref {tenant_ref}")
         }
-        AdminError::Record(RecordError::NotFound) => "no such ref".to_string(),
+        AdminError::Record(RecordError::NotFound) => format!("no such {what}"),
         AdminError::Record(RecordError::IllegalTransition(refused)) => {
             let allowed = if refused.allowed.is_empty() {
                 "none (final state)".to_string()
@@ -58,7 +60,7 @@ pub(crate) fn describe(error: &AdminError) -> String {
                 refused.allowed.join(", ")
             };
             format!(
-                "the tenant is {}; it cannot become {} (allowed: {allowed})",
+                "the {what} is {}; it cannot become {} (allowed: {allowed})",
                 refused.from.as_deref().unwrap_or("new"),
                 refused.to
             )

@@ -9,7 +9,11 @@ use crate::records::admin::{self, NewTenant, Tenant, TenantStatus};
 use crate::records::page::{Cursor, MAX_LIMIT};
 
 pub async fn create(config: Config, tenant: NewTenant, json: bool) -> u8 {
-    match with_postgres(&config, async |pg| admin::create_tenant(pg, &tenant).await).await {
+    match with_postgres(&config, "tenant", async |pg| {
+        admin::create_tenant(pg, &tenant).await
+    })
+    .await
+    {
         Ok(created) => {
             if json {
                 print_json(&created);
@@ -24,7 +28,7 @@ pub async fn create(config: Config, tenant: NewTenant, json: bool) -> u8 {
 
 pub async fn list(config: Config, status: Option<TenantStatus>, json: bool) -> u8 {
     // Every page, in ref order.
-    let all = with_postgres(&config, async |pg| {
+    let all = with_postgres(&config, "tenant", async |pg| {
         let mut all = Vec::new();
         let mut cursor: Option<Cursor> = None;
         loop {
@@ -53,7 +57,11 @@ pub async fn list(config: Config, status: Option<TenantStatus>, json: bool) -> u
 }
 
 pub async fn get(config: Config, tenant_ref: String, json: bool) -> u8 {
-    match with_postgres(&config, async |pg| admin::get_tenant(pg, &tenant_ref).await).await {
+    match with_postgres(&config, "tenant", async |pg| {
+        admin::get_tenant(pg, &tenant_ref).await
+    })
+    .await
+    {
         Ok(tenant) => {
             if json {
                 print_json(&tenant);
@@ -69,7 +77,7 @@ pub async fn get(config: Config, tenant_ref: String, json: bool) -> u8 {
 /// `suspend`, `resume` or `delete` (soft): PostgreSQL's state machine
 /// judges the change; the data API sees it on its next request.
 pub async fn set_status(config: Config, tenant_ref: String, to: TenantStatus, json: bool) -> u8 {
-    match with_postgres(&config, async |pg| {
+    match with_postgres(&config, "tenant", async |pg| {
         admin::set_tenant_status(pg, &tenant_ref, to).await
     })
     .await

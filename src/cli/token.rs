@@ -25,7 +25,10 @@ pub fn new() -> u8 {
 }
 
 pub async fn create(config: Config, token: NewToken, json: bool) -> u8 {
-    let issued = match with_postgres(&config, async |pg| admin::issue_token(pg, &token).await).await
+    let issued = match with_postgres(&config, "token", async |pg| {
+        admin::issue_token(pg, &token).await
+    })
+    .await
     {
         Ok(issued) => issued,
         Err(code) => return code,
@@ -43,10 +46,11 @@ pub async fn create(config: Config, token: NewToken, json: bool) -> u8 {
 }
 
 pub async fn list(config: Config, json: bool) -> u8 {
-    let tokens = match with_postgres(&config, async |pg| admin::list_tokens(pg).await).await {
-        Ok(tokens) => tokens,
-        Err(code) => return code,
-    };
+    let tokens =
+        match with_postgres(&config, "token", async |pg| admin::list_tokens(pg).await).await {
+            Ok(tokens) => tokens,
+            Err(code) => return code,
+        };
     if json {
         println!("{}", serde_json::to_string(&tokens).unwrap_or_default());
     } else {
@@ -74,7 +78,7 @@ fn line(token: &TokenInfo) -> String {
 }
 
 pub async fn revoke(config: Config, token_ref: String, json: bool) -> u8 {
-    let revoked = match with_postgres(&config, async |pg| {
+    let revoked = match with_postgres(&config, "token", async |pg| {
         admin::revoke_token(pg, &token_ref).await
     })
     .await

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::RecordError;
-use super::auth::secret_sha256;
+use super::auth::{new_token, secret_sha256};
 use super::page::{Cursor, Page};
 use crate::stores::postgres::Postgres;
 
@@ -399,8 +399,7 @@ pub struct IssuedToken {
 /// stored as SHA-256.
 pub async fn issue_token(pg: &Postgres, token: &NewToken) -> Result<IssuedToken, AdminError> {
     token.validate()?;
-    let (secret, _) =
-        crate::api::auth::new_token().map_err(|e| AdminError::Random(e.to_string()))?;
+    let (secret, _) = new_token().map_err(|e| AdminError::Random(e.to_string()))?;
     let info = create_token(
         pg,
         &secret,
@@ -417,7 +416,7 @@ const TOKEN_COLUMNS: &str = "t.ref_id::text AS token_ref, t.name, tn.ref_id::tex
      t.tenant_id IS NULL AS all_tenants, \
      t.created_on AS created_at, t.expires_on AS expires_at, t.revoked_on AS revoked_at";
 
-/// Stores a token whose secret the caller made (`api::auth::new_token`):
+/// Stores a token whose secret the caller made ([`new_token`]):
 /// only its SHA-256 is kept. [`issue_token`] is the usual way in.
 pub async fn create_token(
     pg: &Postgres,
