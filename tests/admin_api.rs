@@ -662,3 +662,68 @@ async fn the_readme_admin_walkthrough_runs_as_printed() {
     }
     assert!(!out.contains(&token), "the admin token is never echoed");
 }
+
+/// The admin API's own OpenAPI document: every `/admin` route and method,
+/// problem responses on each, and nothing of it in the data API's document.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_openapi_document_lists_every_route() {
+    let (api, token, _) = start("admin-openapi").await;
+    let admin = Admin::of(&api.served, &token);
+    let served = admin.get("/admin/openapi.json").await;
+    assert_eq!(served.status, 200, "{served:?}");
+    let doc = &served.body;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{doc}"
+    );
+    for (path, methods) in [
+        ("/admin/status", &["get"][..]),
+        ("/admin/tenants", &["get", "post"]),
+        ("/admin/tenants/{ref}", &["get", "delete"]),
+        ("/admin/tenants/{ref}/suspend", &["post"]),
+        ("/admin/tenants/{ref}/resume", &["post"]),
+        ("/admin/tokens", &["get", "post"]),
+        ("/admin/tokens/{ref}", &["get"]),
+        ("/admin/tokens/{ref}/revoke", &["post"]),
+    ] {
+        for method in methods {
+            let operation = &doc["paths"][path][method];
+            assert!(operation.is_object(), "{method} {path}");
+            assert!(operation["responses"]["4XX"].is_object(), "{method} {path}");
+        }
+    }
+    assert_eq!(
+        doc["paths"].as_object().map(|p| p.len()),
+        Some(8),
+        "no route outside the table above: {}",
+        doc["paths"]
+    );
+    for schema in [
+        "Tenant",
+        "TokenInfo",
+        "IssuedToken",
+        "CreateToken",
+        "Problem",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    // The document needs the admin token like every /admin route.
+    let open = call_url(
+        &reqwest::Client::new(),
+        Method::GET,
+        &format!("{}/admin/openapi.json", api.served.admin),
+        None,
+        None,
+        &[],
+    )
+    .await;
+    assert_problem(&open, 401, "unauthorized");
+    // The data API's document stays the data API's.
+    let data = api
+        .call(Method::GET, "/v1/openapi.json", None, None, &[])
+        .await;
+    assert_eq!(data.status, 200);
+    assert!(!data.text.contains("/admin/"), "admin routes leaked");
+}

@@ -63,7 +63,7 @@ pub fn check_ref(field: &'static str, value: &str) -> Result<(), AdminError> {
 
 /// A tenant's lifecycle: active ⇄ suspended → deleted (soft; purged later).
 /// PostgreSQL's state machine (`strata_transitions`) judges every change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     Active,
@@ -126,7 +126,7 @@ impl NewTenant {
 }
 
 /// Live (not soft-deleted) rows a tenant owns, per table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordCounts {
     pub activities: i64,
@@ -182,18 +182,21 @@ const COUNTED: [&str; 10] = [
 ];
 
 /// A tenant as the admin API and the CLI show it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
+    /// The tenant's ref (ULID).
     #[serde(rename = "ref")]
     pub tenant_ref: String,
     pub slug: String,
     pub name: String,
     pub plan: String,
+    #[schema(value_type = TenantStatus)]
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Live (not soft-deleted) rows per table.
     #[sqlx(flatten)]
     pub counts: RecordCounts,
 }
@@ -333,9 +336,10 @@ pub async fn set_tenant_status(
 // ----------------------------------------------------------------- tokens
 
 /// A service token as listed: never its secret (not stored) nor its hash.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
+    /// The token's ref (ULID).
     #[serde(rename = "ref")]
     pub token_ref: String,
     pub name: String,
@@ -386,7 +390,7 @@ impl NewToken {
 }
 
 /// A token just made: the secret is here once and never again.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     #[serde(flatten)]
     pub info: TokenInfo,

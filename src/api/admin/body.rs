@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use crate::api::data::body::parse;
 use crate::api::data::extract::parse_ref;
@@ -58,7 +59,13 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
 }
 
 /// `{ref}` of a path: a canonical ULID, else 400 `invalid_ref`.
-pub struct RefPath(pub String);
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(names("ref"), parameter_in = Path)]
+pub struct RefPath(
+    /// The tenant's or token's ref (ULID).
+    #[param(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    pub String,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for RefPath {
     type Rejection = Problem;

@@ -6,6 +6,10 @@
 //!
 //! The tenant and token routes are thin: `crate::records::admin` does the
 //! work, the same functions the CLI (`strata tenant|token ...`) calls.
+//!
+//! `/admin` routes are registered only through `utoipa_axum::routes!`, so
+//! each has its entry in the admin API's own OpenAPI document, served at
+//! `/admin/openapi.json` (kept apart from the data API's `/v1/openapi.json`).
 
 mod body;
 mod tenants;
@@ -18,9 +22,14 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa::openapi::SecurityRequirement;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::require_bearer;
 use super::problem::Problem;
@@ -72,19 +81,72 @@ impl AdminState {
     }
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "strata admin API",
+        description = "Tenants and service tokens of one strata installation, on the admin \
+                       listener (loopback by default). Needs the admin bearer token. Errors \
+                       are application/problem+json."
+    ),
+    components(schemas(Problem, super::problem::FieldError))
+)]
+struct Base;
+
+/// The document's parts that no handler states: info, the bearer scheme.
+fn base() -> utoipa::openapi::OpenApi {
+    let mut document = Base::openapi();
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    document.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+    document
+}
+
+/// Every `/admin` route with its OpenAPI document.
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::with_openapi(base())
+        .routes(routes!(status))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::get, tenants::delete))
+        .routes(routes!(tenants::suspend))
+        .routes(routes!(tenants::resume))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::get))
+        .routes(routes!(tokens::revoke))
+}
+
+/// The admin API's OpenAPI document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = routes().split_for_parts();
+    super::data::openapi::finish(&mut document);
+    document
+}
+
 pub fn router(state: AdminState) -> Router {
-    let admin = Router::new()
-        .route("/admin/status", get(status))
-        .route("/admin/tenants", get(tenants::list).post(tenants::create))
+    let (admin, mut document) = routes().split_for_parts();
+    super::data::openapi::finish(&mut document);
+    let document: Arc<str> = Arc::from(document.to_json().unwrap_or_default());
+    let admin = admin
         .route(
-            "/admin/tenants/{ref}",
-            get(tenants::get).delete(tenants::delete),
+            "/admin/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document.to_string(),
+                    )
+                }
+            }),
         )
-        .route("/admin/tenants/{ref}/suspend", post(tenants::suspend))
-        .route("/admin/tenants/{ref}/resume", post(tenants::resume))
-        .route("/admin/tokens", get(tokens::list).post(tokens::create))
-        .route("/admin/tokens/{ref}", get(tokens::get))
-        .route("/admin/tokens/{ref}/revoke", post(tokens::revoke))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .route_layer(middleware::from_fn(request_id::layer));
     Router::new()
@@ -138,6 +200,14 @@ struct Status {
     schema: Option<SchemaReport>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/status",
+    tag = "status",
+    operation_id = "getStatus",
+    summary = "Build info, readiness, uptime, dependencies, schema report",
+    responses((status = 200, description = "The status", body = serde_json::Value))
+)]
 async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
     Json(Status {
         build: state.build.clone(),
@@ -146,4 +216,28 @@ async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
         dependencies: state.health.dependencies(),
         schema: state.health.schema(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_new_token_has_a_secret_in_the_document() {
+        let doc = serde_json::to_value(document()).expect("JSON");
+        let schemas = &doc["components"]["schemas"];
+        let issued = schemas["IssuedToken"].to_string();
+        assert!(issued.contains("\"token\""), "{issued}");
+        assert!(issued.contains("TokenInfo"), "{issued}");
+        let listed = &schemas["TokenInfo"]["properties"];
+        assert!(listed.get("token").is_none(), "{listed}");
+        assert!(listed.get("secretSha256").is_none(), "{listed}");
+        assert!(
+            schemas["Tenant"]["properties"]["status"]
+                .to_string()
+                .contains("TenantStatus"),
+            "{}",
+            schemas["Tenant"]
+        );
+    }
 }

@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::body::{AdminJson, RefPath, query};
 use super::{AdminState, problem};
@@ -16,11 +17,19 @@ use crate::api::problem::Problem;
 use crate::records::admin::{self, NewTenant, Tenant, TenantStatus};
 use crate::records::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT};
 
-#[derive(Debug, Deserialize)]
+pub const TAG: &str = "tenants";
+
+/// A new tenant.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    /// 1-63 lower-case letters, digits and dashes, not starting or ending
+    /// with a dash; unique.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     slug: String,
+    /// 1-200 characters.
     name: String,
+    /// Default `basic`.
     #[serde(default = "default_plan")]
     plan: String,
 }
@@ -29,6 +38,23 @@ fn default_plan() -> String {
     "basic".to_string()
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/tenants",
+    tag = TAG,
+    operation_id = "createTenant",
+    summary = "Create an active tenant",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created", body = Tenant, headers(
+            ("Location" = String, description = "The tenant's URL path"),
+        )),
+        (status = 409, description = "The slug is taken", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<AdminState>,
     AdminJson(body): AdminJson<CreateTenant>,
@@ -53,21 +79,40 @@ pub async fn create(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only tenants in this state.
     status: Option<TenantStatus>,
+    /// 1-200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    /// `next` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One page of tenants; `next` continues it.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantPage {
     items: Vec<Tenant>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/tenants",
+    tag = TAG,
+    operation_id = "listTenants",
+    summary = "List tenants (deleted ones until purged), oldest first, with live record counts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page", body = TenantPage),
+        (status = 422, description = "Invalid parameters", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
     State(state): State<AdminState>,
     params: Result<Query<ListQuery>, QueryRejection>,
@@ -97,6 +142,19 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/tenants/{ref}",
+    tag = TAG,
+    operation_id = "getTenant",
+    summary = "Get a tenant with its live record counts",
+    params(RefPath),
+    responses(
+        (status = 200, description = "The tenant", body = Tenant),
+        (status = 404, description = "No such tenant", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(state): State<AdminState>,
     RefPath(tenant_ref): RefPath,
@@ -122,6 +180,21 @@ async fn move_to(
 
 /// The data API refuses the tenant (403 `tenant_suspended`) from its next
 /// request on, on every instance.
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{ref}/suspend",
+    tag = TAG,
+    operation_id = "suspendTenant",
+    summary = "Suspend a tenant: the data API answers 403 tenant_suspended",
+    params(RefPath),
+    responses(
+        (status = 200, description = "The tenant in its new state", body = Tenant),
+        (status = 404, description = "No such tenant", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from its state (allowedStates)", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn suspend(
     State(state): State<AdminState>,
     RefPath(tenant_ref): RefPath,
@@ -129,6 +202,21 @@ pub async fn suspend(
     move_to(&state, &tenant_ref, TenantStatus::Suspended).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{ref}/resume",
+    tag = TAG,
+    operation_id = "resumeTenant",
+    summary = "Make a suspended tenant active again",
+    params(RefPath),
+    responses(
+        (status = 200, description = "The tenant in its new state", body = Tenant),
+        (status = 404, description = "No such tenant", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from its state (allowedStates)", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn resume(
     State(state): State<AdminState>,
     RefPath(tenant_ref): RefPath,
@@ -138,6 +226,19 @@ pub async fn resume(
 
 /// Soft delete: the tenant and everything it owns are gone from the data
 /// API (404) from the next request on; the rows stay until the purge.
+#[utoipa::path(
+    delete,
+    path = "/admin/tenants/{ref}",
+    tag = TAG,
+    operation_id = "deleteTenant",
+    summary = "Delete a tenant (soft, final): it and all it owns are 404 on the data API",
+    params(RefPath),
+    responses(
+        (status = 200, description = "The deleted tenant", body = Tenant),
+        (status = 404, description = "No such tenant", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn delete(
     State(state): State<AdminState>,
     RefPath(tenant_ref): RefPath,

@@ -7,20 +7,28 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::body::{AdminJson, RefPath};
 use super::{AdminState, problem};
 use crate::api::problem::Problem;
-use crate::records::admin::{self, NewToken, TokenInfo, TokenScope};
+use crate::records::admin::{self, IssuedToken, NewToken, TokenInfo, TokenScope};
 
-/// `tenant` (a ref) or `allTenants: true`, exactly one.
-#[derive(Debug, Deserialize)]
+pub const TAG: &str = "tokens";
+
+/// A new service token: `tenant` (a ref) or `allTenants: true`, exactly one.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateToken {
+    /// What the token is for (shown in lists and audit trails), 1-200 characters.
     name: String,
+    /// The tenant (ref) the token may act on.
     tenant: Option<String>,
+    /// The token may act on every tenant (platform services).
     #[serde(default)]
     all_tenants: bool,
+    /// Expire after this many days (1-36500); never without it.
+    #[schema(minimum = 1, maximum = 36500)]
     expires_in_days: Option<u32>,
 }
 
@@ -44,6 +52,22 @@ impl CreateToken {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/tokens",
+    tag = TAG,
+    operation_id = "createToken",
+    summary = "Create a service token; its secret is in this answer only",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "Created; `token` is the secret", body = IssuedToken, headers(
+            ("Location" = String, description = "The token's URL path"),
+            ("Cache-Control" = String, description = "no-store"),
+        )),
+        (status = 422, description = "Invalid fields (or no such tenant)", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<AdminState>,
     AdminJson(body): AdminJson<CreateToken>,
@@ -66,12 +90,21 @@ pub async fn create(
         .into_response())
 }
 
-#[derive(Debug, Serialize)]
+/// Every service token.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     items: Vec<TokenInfo>,
 }
 
 /// Every token, oldest first; revoked and expired ones say when.
+#[utoipa::path(
+    get,
+    path = "/admin/tokens",
+    tag = TAG,
+    operation_id = "listTokens",
+    summary = "List service tokens (never a secret or a hash), oldest first",
+    responses((status = 200, description = "Every token", body = TokenList))
+)]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<TokenList>, Problem> {
     let pg = state.postgres()?;
     admin::list_tokens(pg)
@@ -80,6 +113,19 @@ pub async fn list(State(state): State<AdminState>) -> Result<Json<TokenList>, Pr
         .map_err(|e| problem(e, "token"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/tokens/{ref}",
+    tag = TAG,
+    operation_id = "getToken",
+    summary = "Get a service token (never its secret)",
+    params(RefPath),
+    responses(
+        (status = 200, description = "The token", body = TokenInfo),
+        (status = 404, description = "No such token", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(state): State<AdminState>,
     RefPath(token_ref): RefPath,
@@ -91,6 +137,19 @@ pub async fn get(
         .map_err(|e| problem(e, "token"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/tokens/{ref}/revoke",
+    tag = TAG,
+    operation_id = "revokeToken",
+    summary = "Revoke a service token: refused from the next request on, on every instance",
+    params(RefPath),
+    responses(
+        (status = 200, description = "The revoked token", body = TokenInfo),
+        (status = 404, description = "No such token", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
 pub async fn revoke(
     State(state): State<AdminState>,
     RefPath(token_ref): RefPath,
