@@ -1,8 +1,9 @@
 //! The admin API (own listener, loopback by default): liveness, readiness,
-//! status, tenants and service tokens. `/livez` and `/readyz` are open so
-//! that probes need no secret; everything under `/admin` needs the admin
-//! bearer token. Every error is the data API's `application/problem+json`
-//! ([`Problem`]) with a stable `code`.
+//! metrics, status, tenants and service tokens. `/livez`, `/readyz` and
+//! `/metrics` are open so that probes and scrapers need no secret;
+//! everything under `/admin` needs the admin bearer token. Every error is
+//! the data API's `application/problem+json` ([`Problem`]) with a stable
+//! `code`.
 //!
 //! The tenant and token routes are thin: `crate::records::admin` does the
 //! work, the same functions the CLI (`strata tenant|token ...`) calls.
@@ -152,6 +153,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(admin)
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
@@ -174,6 +176,22 @@ fn problem(error: AdminError, what: &str) -> Problem {
         AdminError::Record(RecordError::NotFound) => Problem::not_found(&format!("no such {what}")),
         other => other.into(),
     }
+}
+
+/// Prometheus text format; open like the probes (it holds counts and
+/// timings, no secrets, no tenant or record refs) on the loopback listener.
+async fn metrics() -> Response {
+    let text = crate::ops::metrics::metrics()
+        .map(|m| m.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn livez() -> Json<serde_json::Value> {
