@@ -8,6 +8,7 @@ use common::api::{Api, assert_problem};
 use common::run;
 use reqwest::Method;
 use serde_json::{Value, json};
+use strata::records::admin::TenantStatus;
 
 fn cli_json(api: &Api, args: &[&str]) -> Value {
     let (code, out, err) = run(api.fixture.strata(args));
@@ -134,7 +135,7 @@ async fn a_suspended_tenant_is_refused_until_reactivated() {
     assert_eq!(created.status, 201);
     let one = format!("{base}/{}", created.body["ref"].as_str().expect("ref"));
 
-    strata::records::admin::set_tenant_status(&api.pg, &tenant, "suspended")
+    strata::records::admin::set_tenant_status(&api.pg, &tenant, TenantStatus::Suspended)
         .await
         .expect("suspend");
     for token in [&own, &platform] {
@@ -146,7 +147,7 @@ async fn a_suspended_tenant_is_refused_until_reactivated() {
     // An unknown token still learns nothing about the tenant.
     assert_problem(&api.get(&base, "strata_unknown").await, 401, "unauthorized");
 
-    strata::records::admin::set_tenant_status(&api.pg, &tenant, "active")
+    strata::records::admin::set_tenant_status(&api.pg, &tenant, TenantStatus::Active)
         .await
         .expect("reactivate");
     let listed = api.get(&base, &own).await;

@@ -70,7 +70,7 @@ async fn serve_becomes_ready_through_pgbouncer_and_notifies_systemd() {
     assert_eq!(status, 404);
     assert_eq!(body["code"], "not_found");
 
-    // A wrong method is a JSON error with a code too, on both listeners.
+    // A wrong method is a problem (RFC 9457) with a code too, on both listeners.
     let client = reqwest::Client::new();
     for url in [
         format!("{}/livez", served.admin),
@@ -78,8 +78,14 @@ async fn serve_becomes_ready_through_pgbouncer_and_notifies_systemd() {
     ] {
         let response = client.post(&url).send().await.expect("request");
         assert_eq!(response.status().as_u16(), 405, "{url}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{url}"
+        );
         let body: serde_json::Value = response.json().await.expect("JSON body");
-        assert_eq!(body["error"]["code"], "method_not_allowed", "{url}");
+        assert_eq!(body["code"], "method_not_allowed", "{url}");
+        assert_eq!(body["status"], 405, "{url}");
     }
 
     assert_eq!(served.stop(), Some(0), "SIGTERM ends serve cleanly");
@@ -101,7 +107,8 @@ async fn admin_status_needs_the_admin_token() {
     let url = format!("{}/admin/status", served.admin);
     let (status, body) = get_json(&url).await;
     assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(body["code"], "unauthorized");
+    assert_eq!(body["type"], "urn:strata:problem:unauthorized");
 
     let client = reqwest::Client::new();
     let wrong = client

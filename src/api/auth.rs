@@ -7,25 +7,11 @@ use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::problem::Problem;
 
-/// The SHA-256 of a token, as lowercase hex.
-pub fn token_sha256(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Bytes of randomness in a token: 256 bits.
-const TOKEN_BYTES: usize = 32;
-
-/// A new random token (256 bits from the operating system's random source,
-/// hex) and its hash for the configuration.
-pub fn new_token() -> Result<(String, String), getrandom::Error> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes)?;
-    let token = format!("strata_{}", hex::encode(bytes));
-    let hash = token_sha256(&token);
-    Ok((token, hash))
-}
+// Made and hashed where the service tokens are kept; the admin token is
+// made the same way (`strata token new`).
+pub use crate::records::auth::{new_token, token_sha256};
 
 /// The credentials of an `Authorization: Bearer <token>` header; the scheme
 /// is case-insensitive (RFC 9110 section 11.1).
@@ -37,24 +23,22 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks `Authorization: Bearer <token>` against a configured hash.
-pub fn require_bearer(headers: &HeaderMap, expected_sha256: &str) -> Result<(), ApiError> {
+pub fn require_bearer(headers: &HeaderMap, expected_sha256: &str) -> Result<(), Problem> {
     if expected_sha256.is_empty() {
-        return Err(ApiError::unauthorized(
+        return Err(Problem::unauthorized(
             "no admin token is configured (admin.token_sha256); see `strata token new`",
         ));
     }
     let presented =
-        bearer_token(headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        bearer_token(headers).ok_or_else(|| Problem::unauthorized("missing bearer token"))?;
     let Ok(expected) = hex::decode(expected_sha256) else {
-        return Err(ApiError::unauthorized(
-            "admin.token_sha256 is not valid hex",
-        ));
+        return Err(Problem::unauthorized("admin.token_sha256 is not valid hex"));
     };
     let actual = Sha256::digest(presented.as_bytes());
     if bool::from(actual[..].ct_eq(&expected[..])) {
         Ok(())
     } else {
-        Err(ApiError::unauthorized("invalid bearer token"))
+        Err(Problem::unauthorized("invalid bearer token"))
     }
 }
 

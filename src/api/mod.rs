@@ -1,15 +1,15 @@
 //! HTTP: the data API and the admin API, each on its own listener.
 //! Handlers are thin: they read shared state and hand work to the core.
 
-// `Problem` (the data API's error) is ~200 bytes; it is only ever built on
+// `Problem` (the APIs' error) is ~200 bytes; it is only ever built on
 // the way out of a request, where its size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
 pub mod auth;
 pub mod data;
-pub mod error;
 pub mod problem;
+pub mod request_id;
 
 use std::net::SocketAddr;
 

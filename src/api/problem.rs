@@ -1,7 +1,8 @@
-//! The data API's one error type: `application/problem+json` (RFC 9457)
-//! with a stable machine-readable `code`, field-level `errors` for
-//! validation, the request's id, and for a refused transition the current
-//! and allowed states. Every route lists it (see `data::openapi`).
+//! The one error type of both listeners (data API and admin API):
+//! `application/problem+json` (RFC 9457) with a stable machine-readable
+//! `code`, field-level `errors` for validation, the request's id, and for a
+//! refused transition the current and allowed states. Every data API route
+//! lists it (see `data::openapi`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::records::RecordError;
+use crate::records::admin::AdminError;
 use crate::records::auth::AuthError;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -238,6 +240,23 @@ impl From<AuthError> for Problem {
     }
 }
 
+impl From<AdminError> for Problem {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Invalid { field, message } => Problem::invalid_field(field, message),
+            // Only a new token names a tenant in its body.
+            AdminError::UnknownTenant(_) => {
+                Problem::invalid_field("tenant", "no active or suspended tenant has this ref")
+            }
+            AdminError::Random(reason) => {
+                tracing::error!(%reason, "no randomness for a token");
+                Problem::internal()
+            }
+            AdminError::Record(e) => e.into(),
+        }
+    }
+}
+
 fn list_or_none(states: &[String]) -> String {
     if states.is_empty() {
         "none (final state)".to_string()
@@ -295,5 +314,31 @@ mod tests {
             Problem::from(AuthError::TenantSuspended).code,
             "tenant_suspended"
         );
+    }
+
+    #[test]
+    fn admin_refusals_name_their_field() {
+        let invalid = Problem::from(AdminError::Invalid {
+            field: "slug",
+            message: "lower-case".into(),
+        });
+        assert_eq!(
+            (invalid.status, invalid.code.as_str()),
+            (422, "validation_failed")
+        );
+        assert_eq!(invalid.errors[0].field, "slug");
+        let unknown = Problem::from(AdminError::UnknownTenant(
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+        ));
+        assert_eq!(unknown.status, 422);
+        assert_eq!(unknown.errors[0].field, "tenant");
+        let random = Problem::from(AdminError::Random("no entropy".into()));
+        assert_eq!(random.status, 500);
+        assert!(!random.detail.unwrap_or_default().contains("entropy"));
+        let conflict = Problem::from(AdminError::Record(RecordError::Conflict {
+            constraint: Some("tenants_slug_key".into()),
+            message: "duplicate".into(),
+        }));
+        assert_eq!((conflict.status, conflict.code.as_str()), (409, "conflict"));
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per command. This is the edge where errors
 //! become messages and exit codes (see `cli::exit`).
 
+mod admin_path;
 mod check;
 mod config_cmd;
 pub mod exit;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigSource};
-use crate::records::admin::{NewTenant, TokenScope};
+use crate::records::admin::{NewTenant, NewToken, TenantStatus, TokenScope};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -101,6 +102,47 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List tenants (deleted ones too, until purged) with their live record counts
+    #[command(after_help = EXIT_CODES)]
+    List {
+        /// Only tenants in this state
+        #[arg(long, value_parser = ["active", "suspended", "deleted"])]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant and its live record counts per table
+    #[command(after_help = EXIT_CODES)]
+    Get {
+        #[arg(value_name = "REF")]
+        tenant_ref: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: the data API answers 403 tenant_suspended from the next request on
+    #[command(after_help = EXIT_CODES)]
+    Suspend {
+        #[arg(value_name = "REF")]
+        tenant_ref: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a suspended tenant active again
+    #[command(after_help = EXIT_CODES)]
+    Resume {
+        #[arg(value_name = "REF")]
+        tenant_ref: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tenant (soft, final): it and all it owns are gone from the data API (404)
+    #[command(after_help = EXIT_CODES)]
+    Delete {
+        #[arg(value_name = "REF")]
+        tenant_ref: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +174,9 @@ pub enum TokenCommand {
     Revoke {
         #[arg(value_name = "REF")]
         token_ref: String,
+        /// Print the revoked token as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -163,16 +208,23 @@ pub fn run() -> ExitCode {
                 Some(tenant_ref) => TokenScope::Tenant(tenant_ref),
                 None => TokenScope::AllTenants,
             };
+            let token = NewToken {
+                name,
+                scope,
+                expires_in_days: expires,
+            };
             with_config(&cli.config, |config| {
-                block_on(token::create(config, name, scope, expires, json))
+                block_on(token::create(config, token, json))
             })
         }
         Command::Token(TokenCommand::List { json }) => {
             with_config(&cli.config, |config| block_on(token::list(config, json)))
         }
-        Command::Token(TokenCommand::Revoke { token_ref }) => with_config(&cli.config, |config| {
-            block_on(token::revoke(config, token_ref))
-        }),
+        Command::Token(TokenCommand::Revoke { token_ref, json }) => {
+            with_config(&cli.config, |config| {
+                block_on(token::revoke(config, token_ref, json))
+            })
+        }
         Command::Tenant(TenantCommand::Create {
             slug,
             name,
@@ -181,6 +233,26 @@ pub fn run() -> ExitCode {
         }) => with_config(&cli.config, |config| {
             block_on(tenant::create(config, NewTenant { slug, name, plan }, json))
         }),
+        Command::Tenant(TenantCommand::List { status, json }) => {
+            let status = status.as_deref().and_then(TenantStatus::parse);
+            with_config(&cli.config, |config| {
+                block_on(tenant::list(config, status, json))
+            })
+        }
+        Command::Tenant(TenantCommand::Get { tenant_ref, json }) => {
+            with_config(&cli.config, |config| {
+                block_on(tenant::get(config, tenant_ref, json))
+            })
+        }
+        Command::Tenant(TenantCommand::Suspend { tenant_ref, json }) => {
+            tenant_status(&cli.config, tenant_ref, TenantStatus::Suspended, json)
+        }
+        Command::Tenant(TenantCommand::Resume { tenant_ref, json }) => {
+            tenant_status(&cli.config, tenant_ref, TenantStatus::Active, json)
+        }
+        Command::Tenant(TenantCommand::Delete { tenant_ref, json }) => {
+            tenant_status(&cli.config, tenant_ref, TenantStatus::Deleted, json)
+        }
         Command::Config(ConfigCommand::Validate { file }) => config_cmd::validate(
             &ConfigSource::from_arg(file.as_deref().or(cli.config.as_deref())),
         ),
@@ -199,6 +271,12 @@ pub fn run() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+fn tenant_status(path: &Option<PathBuf>, tenant_ref: String, to: TenantStatus, json: bool) -> u8 {
+    with_config(path, |config| {
+        block_on(tenant::set_status(config, tenant_ref, to, json))
+    })
 }
 
 fn with_config(path: &Option<PathBuf>, f: impl FnOnce(Config) -> u8) -> u8 {

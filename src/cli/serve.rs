@@ -88,11 +88,8 @@ async fn serve(config: Config, reload: Reload, stop: Stop) -> Result<(), BootErr
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_listener = api::bind("admin API", config.admin.listen).await?;
     let data_listener = api::bind("data API", config.api.listen).await?;
-    let admin_router = admin::router(admin::AdminState {
-        health: health.clone(),
-        token_sha256: Arc::from(config.admin.token_sha256.as_str()),
-        build,
-    });
+    let admin_state = admin::AdminState::new(health.clone(), &config.admin.token_sha256, build);
+    let admin_router = admin::router(admin_state.clone());
     let data_state = data::DataState::new(health.clone(), &config.api);
     let data_router = data::router(data_state.clone());
     let listeners = vec![
@@ -120,7 +117,7 @@ async fn serve(config: Config, reload: Reload, stop: Stop) -> Result<(), BootErr
         &config,
         reload,
         &health,
-        &data_state,
+        (&data_state, &admin_state),
         stop.clone(),
         &mut running,
     )
@@ -171,7 +168,7 @@ async fn boot_and_serve(
     config: &Config,
     reload: Reload,
     health: &Health,
-    data_state: &data::DataState,
+    (data_state, admin_state): (&data::DataState, &admin::AdminState),
     mut stop: Stop,
     running: &mut Running,
 ) -> Result<(), BootError> {
@@ -196,6 +193,7 @@ async fn boot_and_serve(
         Some(result) => result?,
     };
     data_state.set_postgres(stores.postgres.clone());
+    admin_state.set_postgres(stores.postgres.clone());
     health.set_step(
         Step::Listen,
         StepState::Done,

@@ -1,13 +1,13 @@
 //! `strata token new` (the admin API's token, configured by its hash) and
 //! the data API's service tokens: `strata token create|list|revoke`, kept
-//! in PostgreSQL and managed on the administrative path.
+//! in PostgreSQL and managed on the administrative path (the same
+//! functions as the admin API's `/admin/tokens`).
 
 use crate::api::auth::new_token;
+use crate::cli::admin_path::with_postgres;
 use crate::cli::exit;
 use crate::config::Config;
-use crate::records::RecordError;
-use crate::records::admin::{self, TokenError, TokenInfo, TokenScope};
-use crate::stores::postgres::Postgres;
+use crate::records::admin::{self, NewToken, TokenInfo};
 
 pub fn new() -> u8 {
     let (token, hash) = match new_token() {
@@ -24,91 +24,41 @@ pub fn new() -> u8 {
     exit::OK
 }
 
-/// The PostgreSQL handle of the administrative path (no I/O yet).
-pub(crate) fn connect(config: &Config) -> Option<Postgres> {
-    match Postgres::new(&config.postgres) {
-        Ok(pg) => Some(pg),
-        Err(e) => {
-            eprintln!("strata: {e}");
-            None
-        }
-    }
-}
-
-pub(crate) fn exit_code(error: &RecordError) -> u8 {
-    match error {
-        RecordError::Unavailable(_) => exit::DEPENDENCY_UNREACHABLE,
-        _ => exit::FAILURE,
-    }
-}
-
-pub async fn create(
-    config: Config,
-    name: String,
-    scope: TokenScope,
-    expires_days: Option<u32>,
-    json: bool,
-) -> u8 {
-    let (secret, _) = match new_token() {
-        Ok(made) => made,
-        Err(e) => {
-            eprintln!("strata: cannot read the operating system's random source: {e}");
-            return exit::FAILURE;
-        }
+pub async fn create(config: Config, token: NewToken, json: bool) -> u8 {
+    let issued = match with_postgres(&config, "token", async |pg| {
+        admin::issue_token(pg, &token).await
+    })
+    .await
+    {
+        Ok(issued) => issued,
+        Err(code) => return code,
     };
-    let Some(pg) = connect(&config) else {
-        return exit::BAD_CONFIG;
-    };
-    let result = admin::create_token(&pg, &secret, &name, &scope, expires_days).await;
-    pg.close().await;
-    match result {
-        Ok(info) => {
-            // The secret is printed here once and never again: only its
-            // SHA-256 is stored.
-            if json {
-                let mut out = serde_json::to_value(&info).unwrap_or_default();
-                out["token"] = serde_json::Value::String(secret);
-                println!("{out}");
-            } else {
-                println!("token: {secret}");
-                println!("ref:   {}", info.token_ref);
-                eprintln!("strata: the token is shown only now; give it to the service");
-            }
-            exit::OK
-        }
-        Err(TokenError::UnknownTenant(tenant_ref)) => {
-            eprintln!("strata: --tenant: no active or suspended tenant has the ref {tenant_ref}");
-            exit::FAILURE
-        }
-        Err(TokenError::Record(e)) => {
-            eprintln!("strata: cannot create the token: {e}");
-            exit_code(&e)
-        }
+    // The secret is printed here once and never again: only its SHA-256 is
+    // stored.
+    if json {
+        println!("{}", serde_json::to_string(&issued).unwrap_or_default());
+    } else {
+        println!("token: {}", issued.secret);
+        println!("ref:   {}", issued.info.token_ref);
+        eprintln!("strata: the token is shown only now; give it to the service");
     }
+    exit::OK
 }
 
 pub async fn list(config: Config, json: bool) -> u8 {
-    let Some(pg) = connect(&config) else {
-        return exit::BAD_CONFIG;
-    };
-    let result = admin::list_tokens(&pg).await;
-    pg.close().await;
-    match result {
-        Ok(tokens) => {
-            if json {
-                println!("{}", serde_json::to_string(&tokens).unwrap_or_default());
-            } else {
-                for token in &tokens {
-                    println!("{}", line(token));
-                }
-            }
-            exit::OK
-        }
-        Err(e) => {
-            eprintln!("strata: cannot list tokens: {e}");
-            exit_code(&e)
+    let tokens =
+        match with_postgres(&config, "token", async |pg| admin::list_tokens(pg).await).await {
+            Ok(tokens) => tokens,
+            Err(code) => return code,
+        };
+    if json {
+        println!("{}", serde_json::to_string(&tokens).unwrap_or_default());
+    } else {
+        for token in &tokens {
+            println!("{}", line(token));
         }
     }
+    exit::OK
 }
 
 fn line(token: &TokenInfo) -> String {
@@ -127,24 +77,19 @@ fn line(token: &TokenInfo) -> String {
     )
 }
 
-pub async fn revoke(config: Config, token_ref: String) -> u8 {
-    let Some(pg) = connect(&config) else {
-        return exit::BAD_CONFIG;
+pub async fn revoke(config: Config, token_ref: String, json: bool) -> u8 {
+    let revoked = match with_postgres(&config, "token", async |pg| {
+        admin::revoke_token(pg, &token_ref).await
+    })
+    .await
+    {
+        Ok(token) => token,
+        Err(code) => return code,
     };
-    let result = admin::revoke_token(&pg, &token_ref).await;
-    pg.close().await;
-    match result {
-        Ok(_) => {
-            println!("revoked {token_ref}");
-            exit::OK
-        }
-        Err(RecordError::NotFound) => {
-            eprintln!("strata: no token has the ref {token_ref}");
-            exit::FAILURE
-        }
-        Err(e) => {
-            eprintln!("strata: cannot revoke {token_ref}: {e}");
-            exit_code(&e)
-        }
+    if json {
+        println!("{}", serde_json::to_string(&revoked).unwrap_or_default());
+    } else {
+        println!("revoked {token_ref}");
     }
+    exit::OK
 }

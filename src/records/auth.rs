@@ -46,6 +46,24 @@ impl From<sqlx::Error> for AuthError {
     }
 }
 
+/// The SHA-256 of a token, as lowercase hex (`admin.token_sha256`).
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Bytes of randomness in a token: 256 bits.
+const TOKEN_BYTES: usize = 32;
+
+/// A new random token (256 bits from the operating system's random source,
+/// hex) and its SHA-256 as hex.
+pub fn new_token() -> Result<(String, String), getrandom::Error> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes)?;
+    let token = format!("strata_{}", hex::encode(bytes));
+    let hash = token_sha256(&token);
+    Ok((token, hash))
+}
+
 /// The SHA-256 of a presented token, as stored in `strata_service_tokens`.
 pub fn secret_sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -242,7 +242,9 @@ pub async fn export(
         let mut count = 0_u64;
         while cursor.advance().await? {
             let document = cursor.deserialize_current()?;
-            let line = Bson::Document(document).into_canonical_extjson().to_string();
+            let line = Bson::Document(document)
+                .into_canonical_extjson()
+                .to_string();
             hashing.write_all(line.as_bytes()).map_err(io(&path))?;
             hashing.write_all(b"\n").map_err(io(&path))?;
             count += 1;
@@ -395,7 +397,10 @@ fn unpack_verified(archive: &Path, dir: &Path) -> Result<Manifest, TransferError
                 )));
             }
             None => {
-                return Err(TransferError::Corrupt(format!("{} is missing", expected.path)));
+                return Err(TransferError::Corrupt(format!(
+                    "{} is missing",
+                    expected.path
+                )));
             }
         }
     }
@@ -430,10 +435,11 @@ pub async fn import(
     let tenant_ref = manifest.tenant_ref.clone();
 
     let mut tx = stores.postgres.begin_admin().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE ref_id = $1)")
-        .bind(&tenant_ref)
-        .fetch_one(&mut *tx)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE ref_id = $1)")
+            .bind(&tenant_ref)
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
     if exists {
         return Err(TransferError::TenantExists(tenant_ref));
@@ -464,7 +470,11 @@ pub async fn import(
             .await
             .map_err(|e| TransferError::S3(format!("writing {key}: {e:?}")))?;
     }
-    for file in manifest.files.iter().filter(|f| f.path.starts_with("mongo/")) {
+    for file in manifest
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("mongo/"))
+    {
         let name = file.path["mongo/".len()..].trim_end_matches(".jsonl");
         progress(&format!("mongo: {name}"));
         let mut documents = Vec::new();
@@ -513,13 +523,15 @@ pub async fn import(
         for file in pending {
             let table = file.path["postgres/".len()..].trim_end_matches(".jsonl");
             let rows = lines(&root.join(&file.path))?;
-            sqlx::query("SAVEPOINT restore_table").execute(&mut *tx).await?;
+            sqlx::query("SAVEPOINT restore_table")
+                .execute(&mut *tx)
+                .await?;
             let mut inserted = Ok(());
             for chunk in rows.chunks(1_000) {
                 let values: Result<Vec<serde_json::Value>, _> =
                     chunk.iter().map(|r| serde_json::from_str(r)).collect();
-                let values = values
-                    .map_err(|e| TransferError::Corrupt(format!("{}: {e}", file.path)))?;
+                let values =
+                    values.map_err(|e| TransferError::Corrupt(format!("{}: {e}", file.path)))?;
                 let done = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO {table} \
                      SELECT * FROM json_populate_recordset(NULL::{table}, $1::json)",

@@ -69,6 +69,25 @@ impl Api {
         }
     }
 
+    /// Another `strata serve` on the same stores (own ports, same settings
+    /// plus `env`); returns once it notified READY=1. It stops when dropped.
+    pub fn start_another(&self, env: &[(&str, &str)]) -> Served {
+        let admin = std::net::SocketAddr::from(([127, 0, 0, 1], super::free_port()));
+        let api = std::net::SocketAddr::from(([127, 0, 0, 1], super::free_port()));
+        let mut command = self.fixture.strata(&["serve"]);
+        command
+            .envs(env.iter().copied())
+            .env("STRATA_API__LISTEN", api.to_string())
+            .env("STRATA_ADMIN__LISTEN", admin.to_string());
+        let mut served = Served::start(command, admin, api);
+        assert!(
+            served.wait_notification("READY=1", BOOT),
+            "the second strata serve did not become ready:\n{}",
+            served.stderr()
+        );
+        served
+    }
+
     /// A new active tenant (administrative path); its ref.
     pub async fn tenant(&self, slug: &str) -> String {
         admin::create_tenant(
@@ -81,6 +100,7 @@ impl Api {
         )
         .await
         .expect("create tenant")
+        .tenant_ref
     }
 
     /// A service token for one tenant (or all, with `None`): its secret.
@@ -114,27 +134,7 @@ impl Api {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.expect("the data API answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        call_url(&self.client, method, &self.url(path), token, body, headers).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -144,6 +144,38 @@ impl Api {
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(&body), &[])
             .await
+    }
+}
+
+/// One request to any URL (another instance, the admin listener).
+pub async fn call_url(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("strata answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
     }
 }
 
