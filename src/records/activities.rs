@@ -146,6 +146,14 @@ pub async fn list(
     }))
 }
 
+/// A change of one activity: the row as locked, then as written (for the
+/// audit trail).
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub before: Activity,
+    pub after: Activity,
+}
+
 /// A partial update: `None` leaves a field as it is; `Some(None)` clears a
 /// nullable one. The status changes only through [`transition`].
 #[derive(Debug, Clone, Default)]
@@ -162,9 +170,9 @@ pub async fn update(
     ref_id: &str,
     if_match: Option<&str>,
     changes: &Changes,
-) -> Result<Activity, RecordError> {
-    lock(pg, tx, tenant_id, ref_id, if_match).await?;
-    Ok(pg
+) -> Result<Changed, RecordError> {
+    let before = lock(pg, tx, tenant_id, ref_id, if_match).await?;
+    let after = pg
         .query_as(sql("UPDATE activities AS a SET \
                kind = coalesce($3, a.kind), \
                error = CASE WHEN $4 THEN $5 ELSE a.error END, \
@@ -179,13 +187,15 @@ pub async fn update(
         .bind(changes.output_ref.is_some())
         .bind(changes.output_ref.clone().flatten())
         .fetch_one(&mut **tx)
-        .await?)
+        .await?;
+    Ok(Changed { before, after })
 }
 
 /// Moves the activity to `to`. PostgreSQL's trigger refuses an illegal
 /// move (ST409, with the allowed states); two concurrent transitions
 /// serialise on the row lock, and the second one is judged from the first
-/// one's result. Moving to the current state changes nothing.
+/// one's result. Moving to the current state changes nothing (`before` and
+/// `after` are the same).
 pub async fn transition(
     pg: &Postgres,
     tx: &mut Tx,
@@ -194,12 +204,15 @@ pub async fn transition(
     to: &str,
     error: Option<&str>,
     if_match: Option<&str>,
-) -> Result<Activity, RecordError> {
-    let current = lock(pg, tx, tenant_id, ref_id, if_match).await?;
-    if current.status == to {
-        return Ok(current);
+) -> Result<Changed, RecordError> {
+    let before = lock(pg, tx, tenant_id, ref_id, if_match).await?;
+    if before.status == to {
+        return Ok(Changed {
+            after: before.clone(),
+            before,
+        });
     }
-    Ok(pg
+    let after = pg
         .query_as(sql("UPDATE activities AS a SET \
                status = $3, \
                started_on = CASE WHEN $3 = 'running' THEN coalesce(a.started_on, now()) \
@@ -214,19 +227,20 @@ pub async fn transition(
         .bind(to)
         .bind(error)
         .fetch_one(&mut **tx)
-        .await?)
+        .await?;
+    Ok(Changed { before, after })
 }
 
 /// Soft delete: the row stays (for audit and purges) but is invisible to
-/// gets and lists from now on.
+/// gets and lists from now on. Returns the activity as it was.
 pub async fn delete(
     pg: &Postgres,
     tx: &mut Tx,
     tenant_id: uuid::Uuid,
     ref_id: &str,
     if_match: Option<&str>,
-) -> Result<(), RecordError> {
-    lock(pg, tx, tenant_id, ref_id, if_match).await?;
+) -> Result<Activity, RecordError> {
+    let before = lock(pg, tx, tenant_id, ref_id, if_match).await?;
     pg.query(
         "UPDATE activities SET deleted_on = now() \
          WHERE tenant_id = $1 AND ref_id = $2 AND deleted_on IS NULL",
@@ -235,5 +249,5 @@ pub async fn delete(
     .bind(ref_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(before)
 }

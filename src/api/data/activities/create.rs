@@ -6,6 +6,7 @@ use super::json::{ActivityView, CreateActivity};
 use crate::api::data::body::JsonBody;
 use crate::api::data::extract::{TenantPath, Work, etag};
 use crate::api::problem::Problem;
+use crate::audit::{self, Action, Change, Diff, Entity};
 use crate::records::activities;
 
 /// Create an activity
@@ -34,10 +35,23 @@ pub async fn create(
     let created = activities::create(&work.pg, &mut work.tx, work.tenant_id, &new).await?;
     let location = super::location(&work.tenant_ref, &created.ref_id);
     let version = etag(&created.version);
+    let view = ActivityView::from(created);
+    audit::record(
+        &mut work.tx,
+        &Change {
+            tenant_id: work.tenant_id,
+            entity: Entity::ACTIVITIES,
+            entity_ref: view.record_ref.clone(),
+            action: Action::Create,
+            actor: work.actor.token_name.clone(),
+            diff: Diff::created(&view)?,
+        },
+    )
+    .await?;
     work.commit().await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location), (header::ETAG, version)],
-        Json(ActivityView::from(created)),
+        Json(view),
     ))
 }

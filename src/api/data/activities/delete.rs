@@ -1,7 +1,9 @@
 use axum::http::StatusCode;
 
+use super::json::ActivityView;
 use crate::api::data::extract::{IfMatch, RecordPath, Work};
 use crate::api::problem::Problem;
+use crate::audit::{self, Action, Change, Diff, Entity};
 use crate::records::activities;
 
 /// Delete an activity (soft: it disappears from gets and lists)
@@ -23,12 +25,24 @@ pub async fn delete(
     path: RecordPath,
     if_match: IfMatch,
 ) -> Result<StatusCode, Problem> {
-    activities::delete(
+    let deleted = activities::delete(
         &work.pg,
         &mut work.tx,
         work.tenant_id,
         &path.record_ref,
         if_match.version(),
+    )
+    .await?;
+    audit::record(
+        &mut work.tx,
+        &Change {
+            tenant_id: work.tenant_id,
+            entity: Entity::ACTIVITIES,
+            entity_ref: path.record_ref,
+            action: Action::Delete,
+            actor: work.actor.token_name.clone(),
+            diff: Diff::deleted(&ActivityView::from(deleted))?,
+        },
     )
     .await?;
     work.commit().await?;

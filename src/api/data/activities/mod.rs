@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<DataState> {
         .routes(routes!(list::list, create::create))
         .routes(routes!(get::get, update::update, delete::delete))
         .routes(routes!(transitions::transition))
+        .routes(routes!(super::history::activities))
 }
 
 /// Where a created activity lives.

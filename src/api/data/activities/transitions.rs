@@ -6,6 +6,7 @@ use super::json::{ActivityView, Transition};
 use crate::api::data::body::JsonBody;
 use crate::api::data::extract::{IfMatch, RecordPath, Work, etag};
 use crate::api::problem::Problem;
+use crate::audit::{self, Action, Change, Diff, Entity};
 use crate::records::activities;
 
 /// Move an activity to another state
@@ -45,9 +46,21 @@ pub async fn transition(
         if_match.version(),
     )
     .await?;
+    let version = etag(&moved.after.version);
+    let view = ActivityView::from(moved.after);
+    // A move to the current state changes nothing and leaves no diff.
+    audit::record(
+        &mut work.tx,
+        &Change {
+            tenant_id: work.tenant_id,
+            entity: Entity::ACTIVITIES,
+            entity_ref: path.record_ref,
+            action: Action::Transition,
+            actor: work.actor.token_name.clone(),
+            diff: Diff::changed(&ActivityView::from(moved.before), &view)?,
+        },
+    )
+    .await?;
     work.commit().await?;
-    Ok((
-        [(header::ETAG, etag(&moved.version))],
-        Json(ActivityView::from(moved)),
-    ))
+    Ok(([(header::ETAG, version)], Json(view)))
 }

@@ -6,6 +6,7 @@ use super::json::{ActivityView, UpdateActivity};
 use crate::api::data::body::JsonBody;
 use crate::api::data::extract::{IfMatch, RecordPath, Work, etag};
 use crate::api::problem::Problem;
+use crate::audit::{self, Action, Change, Diff, Entity};
 use crate::records::activities;
 
 /// Change an activity (If-Match required)
@@ -42,9 +43,20 @@ pub async fn update(
         &changes,
     )
     .await?;
+    let version = etag(&changed.after.version);
+    let view = ActivityView::from(changed.after);
+    audit::record(
+        &mut work.tx,
+        &Change {
+            tenant_id: work.tenant_id,
+            entity: Entity::ACTIVITIES,
+            entity_ref: path.record_ref,
+            action: Action::Update,
+            actor: work.actor.token_name.clone(),
+            diff: Diff::changed(&ActivityView::from(changed.before), &view)?,
+        },
+    )
+    .await?;
     work.commit().await?;
-    Ok((
-        [(header::ETAG, etag(&changed.version))],
-        Json(ActivityView::from(changed)),
-    ))
+    Ok(([(header::ETAG, version)], Json(view)))
 }
