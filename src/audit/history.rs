@@ -80,7 +80,7 @@ pub async fn read(
             entries.push(entry);
         }
     }
-    entries.sort_by(|a, b| b.ref_id.cmp(&a.ref_id));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.ref_id));
     entries.truncate(fetch as usize);
     Ok(Page::from_rows(entries, limit, |e| e.ref_id))
 }
