@@ -778,6 +778,8 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
         .collect();
 
     let mut acked_at_kill = Vec::new();
+    // Diffs committed but not yet in MongoDB when strata died.
+    let mut pending_at_kill = Vec::new();
     for _ in 0..KILLS {
         // A random point while changes commit: the choice of the moment,
         // not a wait for anything.
@@ -794,6 +796,7 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
         api.served.child.kill().expect("SIGKILL strata");
         api.served.child.wait().expect("reap strata");
         acked_at_kill.push(acked.load(Ordering::Relaxed));
+        pending_at_kill.push(outbox_rows(&api.pg).await);
         let mut served = Served::start(
             api.fixture.strata(&["serve"]),
             api.fixture.admin_addr(),
@@ -822,10 +825,11 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
     let load_done = Instant::now();
     wait_drained(&api.pg).await;
     eprintln!(
-        "{} changes acknowledged ({:?} at the {KILLS} kills), outbox drained {:?} after the \
-         load stopped; whole test {:?}",
+        "{} changes acknowledged ({:?} at the {KILLS} kills, outbox rows left by each kill \
+         {:?}), outbox drained {:?} after the load stopped; whole test {:?}",
         acked.load(Ordering::Relaxed),
         acked_at_kill,
+        pending_at_kill,
         load_done.elapsed(),
         started.elapsed()
     );
@@ -907,4 +911,8 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
     }
     assert!(ledger.acked.len() >= MIN_ACKED);
     assert!(total >= ledger.acked.len(), "{total} diffs");
+
+    // The last instance stops in order, drainer included.
+    let stderr_of_last = api.served.stderr();
+    assert_eq!(api.served.stop(), Some(0), "{stderr_of_last}");
 }
