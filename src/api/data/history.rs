@@ -148,3 +148,24 @@ history_route!(
     "/v1/tenants/{tenantRef}/activities/{ref}/history",
     "activities"
 );
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_history_route_is_documented_with_its_schemas() {
+        let document = serde_json::to_value(super::super::document()).expect("json");
+        let get = &document["paths"]["/v1/tenants/{tenantRef}/activities/{ref}/history"]["get"];
+        assert!(get.is_object(), "{document}");
+        for status in ["200", "404", "422", "4XX", "5XX"] {
+            assert!(get["responses"][status].is_object(), "{status}: {get}");
+        }
+        let schemas = &document["components"]["schemas"];
+        for schema in ["HistoryPage", "HistoryEntry", "HistoryAction"] {
+            assert!(schemas[schema].is_object(), "{schema} missing");
+        }
+        assert_eq!(
+            schemas["HistoryAction"]["enum"],
+            serde_json::json!(["create", "update", "transition", "delete"])
+        );
+    }
+}
