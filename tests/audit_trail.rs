@@ -601,6 +601,70 @@ async fn the_outbox_is_append_only_for_tenants_and_drains_idempotently() {
     stores.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_go_on_while_mongodb_is_down_and_their_diffs_follow() {
+    // MongoDB reached through a relay that the test closes and reopens.
+    let url = url::Url::parse(&common::deps().mongo_url).expect("mongo url");
+    let target =
+        std::net::SocketAddr::from(([127, 0, 0, 1], url.port_or_known_default().expect("port")));
+    let mut relay = common::relay::Relay::new(target);
+    relay.start().await;
+    let mut through = url.clone();
+    through.set_port(Some(relay.port)).expect("port");
+    // Talk to this address only, not to the members the server lists.
+    through
+        .query_pairs_mut()
+        .append_pair("directConnection", "true");
+    let api = Api::start("audit-outage", &[("STRATA_MONGO__URL", through.as_str())]).await;
+    let tenant = api.tenant("acme").await;
+    let token = named_token(&api.pg, Some(&tenant), "writer").await;
+    let diffs = mongo(&api.fixture.mongo_database).await;
+    let base = format!("/v1/tenants/{tenant}/activities");
+    let created = api.post(&base, &token, json!({"kind": "blog"})).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let record = created.body["ref"].as_str().expect("ref").to_string();
+    let one = format!("{base}/{record}");
+    wait_drained(&api.pg).await;
+
+    // MongoDB gone: writes still succeed (they only touch PostgreSQL) and
+    // their diffs wait in the outbox.
+    relay.stop().await;
+    for i in 0..5 {
+        let reply = api
+            .call(
+                Method::PATCH,
+                &one,
+                Some(&token),
+                Some(&json!({"kind": format!("k{i}")})),
+                &[("if-match", "*")],
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let backlog = drain::backlog(&api.pg).await.expect("backlog");
+    assert_eq!(backlog.rows, 5, "{backlog:?}");
+    assert!(backlog.oldest_age.is_some(), "{backlog:?}");
+
+    // Back: the drainer catches up.
+    relay.start().await;
+    let back = Instant::now();
+    wait_drained(&api.pg).await;
+    eprintln!("MongoDB back → outbox drained in {:?}", back.elapsed());
+    let stored = diffs_of(&diffs, &record).await;
+    let kinds: Vec<&str> = stored
+        .iter()
+        .filter_map(|d| diff_side(d, "after").and_then(|a| a.get_str("kind").ok()))
+        .collect();
+    assert_eq!(kinds, ["blog", "k0", "k1", "k2", "k3", "k4"]);
+    assert_eq!(
+        drain::backlog(&api.pg).await.expect("backlog"),
+        drain::Backlog {
+            rows: 0,
+            oldest_age: None
+        }
+    );
+}
+
 /// The steps every worker takes with a record, one request each; a step
 /// is tried only after the previous one was acknowledged.
 const STEPS: [&str; 6] = [

@@ -236,10 +236,10 @@ async fn run(pg: Postgres, mongo: Mongo, mut stopped: watch::Receiver<bool>) {
     let mut stopping = false;
     loop {
         let wait = match drain_once(&pg, &mongo).await {
-            Ok(BATCH) => Duration::ZERO,
-            Ok(_) => {
+            Ok(moved) => {
                 backoff = POLL;
-                POLL
+                // A full batch: more may wait.
+                if moved == BATCH { Duration::ZERO } else { POLL }
             }
             Err(e) => {
                 let wait = backoff;
