@@ -720,7 +720,7 @@ async fn worker(
     base: String,
     token: String,
     ledger: Arc<Mutex<Ledger>>,
-    acked: Arc<AtomicUsize>,
+    counters: Vec<Arc<AtomicUsize>>,
     running: Arc<AtomicBool>,
 ) {
     let mut current: Option<(String, usize)> = None;
@@ -766,7 +766,9 @@ async fn worker(
                     .expect("ledger")
                     .acked
                     .insert((record.clone(), step));
-                acked.fetch_add(1, Ordering::Relaxed);
+                for counter in &counters {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 current = (step < 5).then_some((record, step));
             }
             None => {
@@ -820,22 +822,49 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
     let mut api = Api::start("audit-kill", &[]).await;
     let tenant = api.tenant("acme").await;
     let token = named_token(&api.pg, Some(&tenant), "kill-writer").await;
-    let base = format!("{}/v1/tenants/{tenant}/activities", api.served.api);
+    // A second instance that is never killed: both drain the same outbox,
+    // and it drains what the killed one committed.
+    let steady_addr = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (steady_api, steady_admin) = (
+        steady_addr(common::free_port()),
+        steady_addr(common::free_port()),
+    );
+    let mut command = api.fixture.strata(&["serve"]);
+    command
+        .env("STRATA_API__LISTEN", steady_api.to_string())
+        .env("STRATA_ADMIN__LISTEN", steady_admin.to_string());
+    let mut steady = Served::start(command, steady_admin, steady_api);
+    assert!(
+        steady.wait_notification("READY=1", BOOT),
+        "the second strata serve did not start:\n{}",
+        steady.stderr()
+    );
     let ledger = Arc::new(Mutex::new(Ledger::default()));
+    // All acknowledged changes, and those acknowledged by the killed instance.
     let acked = Arc::new(AtomicUsize::new(0));
+    let acked_by_victim = Arc::new(AtomicUsize::new(0));
     let running = Arc::new(AtomicBool::new(true));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
     let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
+        .map(|i| {
+            // Three of four workers on the instance that is killed.
+            let (server, counters) = if i % 4 == 3 {
+                (&steady.api, vec![acked.clone()])
+            } else {
+                (
+                    &api.served.api,
+                    vec![acked.clone(), acked_by_victim.clone()],
+                )
+            };
             tokio::spawn(worker(
                 client.clone(),
-                base.clone(),
+                format!("{server}/v1/tenants/{tenant}/activities"),
                 token.clone(),
                 ledger.clone(),
-                acked.clone(),
+                counters,
                 running.clone(),
             ))
         })
@@ -849,9 +878,9 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
         // not a wait for anything.
         // A random point among commits: after 10-60 more acknowledged
         // changes (a condition polled with a deadline), then 0-30 ms more.
-        let target = acked.load(Ordering::Relaxed) + rng.between(10, 60) as usize;
+        let target = acked_by_victim.load(Ordering::Relaxed) + rng.between(10, 60) as usize;
         eventually("changes acknowledged before a kill", BOOT, || {
-            let n = acked.load(Ordering::Relaxed);
+            let n = acked_by_victim.load(Ordering::Relaxed);
             async move { (n >= target).then_some(()) }
         })
         .await;
@@ -859,7 +888,7 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
         tokio::time::sleep(Duration::from_millis(rng.between(0, 30))).await;
         api.served.child.kill().expect("SIGKILL strata");
         api.served.child.wait().expect("reap strata");
-        acked_at_kill.push(acked.load(Ordering::Relaxed));
+        acked_at_kill.push(acked_by_victim.load(Ordering::Relaxed));
         pending_at_kill.push(outbox_rows(&api.pg).await);
         let mut served = Served::start(
             api.fixture.strata(&["serve"]),
@@ -889,8 +918,8 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
     let load_done = Instant::now();
     wait_drained(&api.pg).await;
     eprintln!(
-        "{} changes acknowledged ({:?} at the {KILLS} kills, outbox rows left by each kill \
-         {:?}), outbox drained {:?} after the load stopped; whole test {:?}",
+        "{} changes acknowledged ({:?} by the killed instance at its {KILLS} kills, outbox rows \
+         left by each kill {:?}), outbox drained {:?} after the load stopped; whole test {:?}",
         acked.load(Ordering::Relaxed),
         acked_at_kill,
         pending_at_kill,
@@ -976,7 +1005,9 @@ async fn killed_with_sigkill_under_writes_no_committed_change_loses_its_diff() {
     assert!(ledger.acked.len() >= MIN_ACKED);
     assert!(total >= ledger.acked.len(), "{total} diffs");
 
-    // The last instance stops in order, drainer included.
-    let stderr_of_last = api.served.stderr();
-    assert_eq!(api.served.stop(), Some(0), "{stderr_of_last}");
+    // Both instances stop in order, drainers included.
+    for served in [steady, api.served] {
+        let stderr = served.stderr();
+        assert_eq!(served.stop(), Some(0), "{stderr}");
+    }
 }
