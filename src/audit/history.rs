@@ -14,7 +14,7 @@ use mongodb::options::Hint;
 use serde_json::Value;
 
 use super::drain::COLLECTION;
-use super::{Entity, diff_ref, diff_seq};
+use super::{Action, Entity, diff_ref, diff_seq};
 use crate::records::page::{Cursor, Page};
 use crate::records::{RecordError, Tx};
 use crate::stores::Failure;
@@ -186,9 +186,20 @@ async fn stored(
 fn entry(document: &Document) -> Option<Entry> {
     let text = |key: &str| document.get_str(key).ok().map(str::to_string);
     let created = document.get_datetime("createdOn").ok()?;
+    // Only the actions strata writes (the API documents exactly these).
+    let action = text("action").filter(|a| {
+        [
+            Action::Create,
+            Action::Update,
+            Action::Transition,
+            Action::Delete,
+        ]
+        .iter()
+        .any(|known| known.as_str() == a)
+    })?;
     Some(Entry {
         ref_id: document.get_str("refId").ok()?.parse().ok()?,
-        action: text("action").unwrap_or_default(),
+        action,
         actor: text("actor")?,
         created_on: DateTime::from_timestamp_millis(created.timestamp_millis())?,
         diff: match document.get("diff")? {
