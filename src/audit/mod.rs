@@ -55,6 +55,13 @@ impl Entity {
         Entity::ALL.into_iter().find(|e| e.0 == table)
     }
 
+    /// [`Entity::from_table`], or an error for a table without an audit
+    /// trail (a bug: every collection's table is in the list).
+    pub fn of(table: &str) -> Result<Entity, RecordError> {
+        Entity::from_table(table)
+            .ok_or_else(|| RecordError::Store(format!("table {table} has no audit trail")))
+    }
+
     /// The table name, which is also `entity` in `entity_diffs`.
     pub fn table(self) -> &'static str {
         self.0
@@ -165,6 +172,27 @@ pub struct Change {
     /// Who made the change: the service token's name.
     pub actor: String,
     pub diff: Diff,
+}
+
+impl Change {
+    /// A change of a record of `table` (one of [`Entity::ALL`]).
+    pub fn new(
+        table: &str,
+        tenant_id: uuid::Uuid,
+        actor: &str,
+        entity_ref: &str,
+        action: Action,
+        diff: Diff,
+    ) -> Result<Change, RecordError> {
+        Ok(Change {
+            tenant_id,
+            entity: Entity::of(table)?,
+            entity_ref: entity_ref.to_string(),
+            action,
+            actor: actor.to_string(),
+            diff,
+        })
+    }
 }
 
 /// Appends `change` to the outbox in the request's transaction: it reaches

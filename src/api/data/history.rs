@@ -1,8 +1,8 @@
 //! `GET .../{collection}/{ref}/history`: a record's audit trail, newest
 //! first, a page at a time. One generic function ([`history`]) for every
-//! collection; [`history_route!`] stamps out a documented handler per
-//! collection (the OpenAPI path must be literal), with its table fixed in
-//! the code, never taken from the request.
+//! collection; `op_history!` puts a documented handler per collection in
+//! front of it (the OpenAPI path must be literal), with its table fixed in
+//! the code (the collection's description), never taken from the request.
 
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -108,46 +108,48 @@ pub async fn history(
     }))
 }
 
-/// Defines the documented history handler of one collection:
-/// `history_route!(fn_name, Entity::X, "/v1/tenants/{tenantRef}/x/{ref}/history", "x")`.
-macro_rules! history_route {
-    ($name:ident, $entity:expr, $path:tt, $tag:tt) => {
-        /// A record's history, newest first, a page at a time
-        ///
+/// The documented history handler of one collection, in the style of the
+/// `op_*!` macros of [`super::ops`]: the URL segment, a noun, the table
+/// description and the record type.
+#[macro_export]
+macro_rules! op_history {
+    ($coll:literal, $noun:literal, $table:path, $Record:ident) => {
         /// Every create, update, transition and delete, with the token that
         /// made it and the fields before and after. A deleted record's
         /// history stays readable.
         #[utoipa::path(
-                    get,
-                    path = $path,
-                    tag = $tag,
-                    params(RecordPath, Paging),
-                    responses(
-                        (status = 200, description = "One page, newest first; `next` continues it",
-                         body = HistoryPage),
-                        (status = 404, description = "No such record", body = Problem,
-                         content_type = "application/problem+json"),
-                        (status = 422, description = "Invalid parameters", body = Problem,
-                         content_type = "application/problem+json"),
-                    )
-                )]
-        pub async fn $name(
-            axum::extract::State(state): axum::extract::State<DataState>,
-            work: Work,
-            path: RecordPath,
-            paging: Paging,
-        ) -> Result<Json<HistoryPage>, Problem> {
-            history($entity, &state, work, path, paging).await
+            get,
+            path = concat!("/v1/tenants/{tenantRef}/", $coll, "/{ref}/history"),
+            tag = $coll,
+            operation_id = concat!("history", stringify!($Record)),
+            summary = concat!("The history of a ", $noun, ", newest first, a page at a time"),
+            params(
+                $crate::api::data::extract::RecordPath,
+                $crate::api::data::extract::Paging
+            ),
+            responses(
+                (status = 200, description = "One page, newest first; `next` continues it",
+                 body = $crate::api::data::history::HistoryPage),
+                (status = 404, description = "No such record",
+                 body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+                (status = 422, description = "Invalid parameters",
+                 body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+            )
+        )]
+        pub async fn history(
+            axum::extract::State(state): axum::extract::State<$crate::api::data::DataState>,
+            work: $crate::api::data::extract::Work,
+            path: $crate::api::data::extract::RecordPath,
+            paging: $crate::api::data::extract::Paging,
+        ) -> Result<
+            axum::Json<$crate::api::data::history::HistoryPage>,
+            $crate::api::problem::Problem,
+        > {
+            let entity = $crate::audit::Entity::of($table.name)?;
+            $crate::api::data::history::history(entity, &state, work, path, paging).await
         }
     };
 }
-
-history_route!(
-    activities,
-    Entity::ACTIVITIES,
-    "/v1/tenants/{tenantRef}/activities/{ref}/history",
-    "activities"
-);
 
 #[cfg(test)]
 mod tests {
