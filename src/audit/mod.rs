@@ -271,6 +271,24 @@ mod tests {
     }
 
     #[test]
+    fn every_collection_has_an_audit_trail() {
+        let tables: Vec<&str> = crate::records::collections::ALL
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        for table in &tables {
+            assert!(Entity::of(table).is_ok(), "{table}");
+        }
+        let listed: Vec<&str> = Entity::ALL.iter().map(|e| e.table()).collect();
+        assert_eq!(listed, tables, "the same ten, in the same order");
+        // The outbox's CHECK names the same tables.
+        let migration = include_str!("../../migrations/postgres/0007_audit_outbox.sql");
+        for table in &tables {
+            assert!(migration.contains(&format!("'{table}'")), "{table}");
+        }
+    }
+
+    #[test]
     fn entities_come_only_from_the_list() {
         assert_eq!(Entity::from_table("activities"), Some(Entity::ACTIVITIES));
         assert_eq!(Entity::from_table("tenants"), None);

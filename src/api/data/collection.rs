@@ -3,7 +3,9 @@
 //! [`Table`] description. The `op_*!` macros put a thin, documented
 //! handler per collection in front of them, so that each route carries its
 //! own OpenAPI operation (path, types, responses) generated from the same
-//! types the handler uses.
+//! types the handler uses. Every change appends its audit diff
+//! ([`crate::audit::record`]) in the request's transaction, before the
+//! commit.
 
 use axum::Json;
 use axum::http::{StatusCode, header};
