@@ -126,6 +126,8 @@ pub struct DependencyStatus {
 #[derive(Debug)]
 struct BootState {
     steps: Vec<StepStatus>,
+    /// When each step last started, for its duration metric.
+    step_started: BTreeMap<Step, Instant>,
     dependencies: BTreeMap<Dependency, DependencyStatus>,
     booted: bool,
     schema: Option<SchemaReport>,
@@ -166,6 +168,7 @@ impl Health {
         Self {
             state: Arc::new(RwLock::new(BootState {
                 steps,
+                step_started: BTreeMap::new(),
                 dependencies: BTreeMap::new(),
                 booted: false,
                 schema: None,
@@ -193,6 +196,23 @@ impl Health {
             if let Some(entry) = s.steps.iter_mut().find(|e| e.step == step) {
                 entry.state = state;
                 entry.detail = detail;
+            }
+            match state {
+                StepState::Running => {
+                    s.step_started.insert(step, Instant::now());
+                }
+                StepState::Done | StepState::Failed => {
+                    let took = s
+                        .step_started
+                        .get(&step)
+                        .map_or(0.0, |started| started.elapsed().as_secs_f64());
+                    if let Some(m) = crate::ops::metrics::metrics() {
+                        m.boot_step_seconds
+                            .with_label_values(&[step_label(step)])
+                            .set(took);
+                    }
+                }
+                StepState::Pending => {}
             }
         });
     }
@@ -225,6 +245,17 @@ impl Health {
     }
 
     pub fn record_schema(&self, report: SchemaReport) {
+        if let Some(m) = crate::ops::metrics::metrics() {
+            let embedded = crate::schema::embedded_versions();
+            m.schema_info.reset();
+            for (store, version) in [
+                ("postgres", report.postgres_version.to_string()),
+                ("mongo", embedded.mongo),
+                ("s3", embedded.s3),
+            ] {
+                m.schema_info.with_label_values(&[store, &version]).set(1);
+            }
+        }
         self.with(|s| s.schema = Some(report));
     }
 
@@ -518,6 +549,7 @@ pub fn spawn_health_monitor(
                 }
                 health.record_ping(dependency, stores.address(dependency), &result);
             }
+            stores.postgres.record_pool_metrics();
         }
     })
 }

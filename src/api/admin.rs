@@ -34,6 +34,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(admin)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -45,6 +46,22 @@ async fn require_admin(State(state): State<AdminState>, request: Request, next: 
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// Prometheus text format; open like the probes (it holds counts and
+/// timings, no secrets, no tenant or record refs) on the loopback listener.
+async fn metrics() -> Response {
+    let text = crate::ops::metrics::metrics()
+        .map(|m| m.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn livez() -> Json<serde_json::Value> {

@@ -74,6 +74,21 @@ impl Postgres {
         }
     }
 
+    /// Puts both pools' connection counts into the metrics.
+    pub fn record_pool_metrics(&self) {
+        let Some(m) = crate::ops::metrics::metrics() else {
+            return;
+        };
+        for (name, pool) in [("serving", &self.pool), ("admin", &self.admin)] {
+            let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+            let size = i64::from(pool.size());
+            m.postgres_pool.with_label_values(&[name, "idle"]).set(idle);
+            m.postgres_pool
+                .with_label_values(&[name, "in_use"])
+                .set((size - idle).max(0));
+        }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -83,13 +83,17 @@ pub async fn create<R: Row>(
     body: impl Serialize,
 ) -> Result<Response, Problem> {
     let values = values(&body)?;
-    let created: R = table::create(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        table,
-        &values,
-        &work.actor.token_name,
+    let created: R = crate::ops::metrics::store_op(
+        "postgres",
+        "record_create",
+        table::create(
+            &work.pg,
+            &mut work.tx,
+            work.tenant_id,
+            table,
+            &values,
+            &work.actor.token_name,
+        ),
     )
     .await
     .map_err(|e| problem(table, e))?;
@@ -116,12 +120,16 @@ pub async fn get<R: Row>(
     table: &'static Table,
     path: RecordPath,
 ) -> Result<Response, Problem> {
-    let found: R = table::get(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        table,
-        &path.record_ref,
+    let found: R = crate::ops::metrics::store_op(
+        "postgres",
+        "record_get",
+        table::get(
+            &work.pg,
+            &mut work.tx,
+            work.tenant_id,
+            table,
+            &path.record_ref,
+        ),
     )
     .await
     .map_err(|e| problem(table, e))?;
@@ -149,14 +157,18 @@ pub async fn list<R: Row + ToSchema>(
         created_from: query.created_from,
         created_before: query.created_before,
     };
-    let page: crate::records::page::Page<R> = table::list(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        table,
-        &filter,
-        cursor.as_ref(),
-        limit,
+    let page: crate::records::page::Page<R> = crate::ops::metrics::store_op(
+        "postgres",
+        "record_list",
+        table::list(
+            &work.pg,
+            &mut work.tx,
+            work.tenant_id,
+            table,
+            &filter,
+            cursor.as_ref(),
+            limit,
+        ),
     )
     .await
     .map_err(|e| problem(table, e))?;
@@ -176,15 +188,19 @@ pub async fn update<R: Row>(
 ) -> Result<Response, Problem> {
     let version = if_match.required()?;
     let values = values(&body)?;
-    let (before, after): (R, R) = table::update(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        table,
-        &path.record_ref,
-        version,
-        &values,
-        &work.actor.token_name,
+    let (before, after): (R, R) = crate::ops::metrics::store_op(
+        "postgres",
+        "record_update",
+        table::update(
+            &work.pg,
+            &mut work.tx,
+            work.tenant_id,
+            table,
+            &path.record_ref,
+            version,
+            &values,
+            &work.actor.token_name,
+        ),
     )
     .await
     .map_err(|e| problem(table, e))?;
@@ -214,16 +230,20 @@ pub async fn transition<R: Row>(
         Some(Value::String(to)) => to,
         _ => return Err(Problem::invalid_field("to", "must be a state")),
     };
-    let (before, after): (R, R) = table::transition(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        table,
-        &path.record_ref,
-        &to,
-        if_match.version(),
-        &values,
-        &work.actor.token_name,
+    let (before, after): (R, R) = crate::ops::metrics::store_op(
+        "postgres",
+        "record_transition",
+        table::transition(
+            &work.pg,
+            &mut work.tx,
+            work.tenant_id,
+            table,
+            &path.record_ref,
+            &to,
+            if_match.version(),
+            &values,
+            &work.actor.token_name,
+        ),
     )
     .await
     .map_err(|e| problem(table, e))?;
@@ -247,13 +267,17 @@ pub async fn delete<R: Row>(
     path: RecordPath,
     if_match: IfMatch,
 ) -> Result<StatusCode, Problem> {
-    let before: R = table::delete(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        table,
-        &path.record_ref,
-        if_match.version(),
+    let before: R = crate::ops::metrics::store_op(
+        "postgres",
+        "record_delete",
+        table::delete(
+            &work.pg,
+            &mut work.tx,
+            work.tenant_id,
+            table,
+            &path.record_ref,
+            if_match.version(),
+        ),
     )
     .await
     .map_err(|e| problem(table, e))?;

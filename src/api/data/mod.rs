@@ -122,6 +122,9 @@ pub fn router(state: DataState) -> Router {
     )
     .fallback(|| async { Problem::not_found("no such route") })
     .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
+    .layer(middleware::from_fn(|request, next| {
+        crate::ops::metrics::track("data", request, next)
+    }))
     .layer(DefaultBodyLimit::max(state.max_body_bytes))
     .layer(middleware::from_fn_with_state(state.clone(), while_booting))
     .layer(middleware::from_fn(request_id))
