@@ -1,4 +1,5 @@
 pub mod api;
+pub mod audit;
 pub mod boot;
 pub mod cli;
 pub mod config;

@@ -5,7 +5,10 @@
 //! order, whether the boot finished or was cut at any step:
 //! 1. `STOPPING=1` to systemd;
 //! 2. stop accepting and drain in-flight requests (at most [`DRAIN`]);
-//! 3. stop the background tasks (health monitor, watchdog) and wait for them;
+//! 3. stop the audit drainer (it finishes its pass and makes a last one, at
+//!    most [`DRAIN_AUDIT`]; what it leaves stays in the PostgreSQL outbox for
+//!    the next drain), then the other background tasks (health monitor,
+//!    watchdog) and wait for them;
 //! 4. close the stores: MongoDB (`Client::shutdown`), the PostgreSQL pool,
 //!    then S3 (wait for an Object Lock probe bucket to be deleted), each at
 //!    most [`crate::stores::CLOSE_STORE`] ([`Stores::close`]);
@@ -24,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, admin, data};
+use crate::audit;
 use crate::boot::{self, BootError, Health, Step, StepState};
 use crate::cli::exit;
 use crate::config::{Config, ConfigSource};
@@ -35,6 +39,8 @@ use crate::version::BuildInfo;
 
 /// How long in-flight requests may take to finish once strata stops.
 pub const DRAIN: Duration = Duration::from_secs(10);
+/// How long the audit drainer may take to finish once requests are done.
+pub const DRAIN_AUDIT: Duration = Duration::from_secs(5);
 
 pub async fn run(config: Config, source: ConfigSource) -> u8 {
     // Before the first log line: from here a signal means "stop in order",
@@ -136,6 +142,10 @@ async fn serve(config: Config, reload: Reload, stop: Stop) -> Result<(), BootErr
             tracing::warn!(listener = what, error = %e, "listener ended with an error");
         }
     }
+    // After the listeners: the requests that append diffs are done.
+    if let Some(drainer) = running.drainer.take() {
+        stop_task("audit drainer", drainer.stop(), DRAIN_AUDIT).await;
+    }
     for (what, task) in running.tasks {
         task.abort();
         stop_task(what, task, DRAIN).await;
@@ -158,6 +168,7 @@ async fn serve(config: Config, reload: Reload, stop: Stop) -> Result<(), BootErr
 #[derive(Default)]
 struct Running {
     stores: Option<Stores>,
+    drainer: Option<audit::drain::Drainer>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     leases: Vec<jobs::Lease>,
 }
@@ -194,6 +205,7 @@ async fn boot_and_serve(
     };
     data_state.set_postgres(stores.postgres.clone());
     admin_state.set_postgres(stores.postgres.clone());
+    data_state.set_mongo(stores.mongo.clone());
     health.set_step(
         Step::Listen,
         StepState::Done,
@@ -204,6 +216,10 @@ async fn boot_and_serve(
     if let Some(watchdog) = systemd::spawn_watchdog() {
         running.tasks.push(("watchdog", watchdog));
     }
+    running.drainer = Some(audit::drain::spawn(
+        stores.postgres.clone(),
+        stores.mongo.clone(),
+    ));
     running.tasks.push((
         "health monitor",
         boot::spawn_health_monitor(stores.clone(), config.boot.clone(), health.clone()),

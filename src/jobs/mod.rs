@@ -1,6 +1,6 @@
 //! Background jobs that run on one instance at a time (SPEC section 4,
 //! scale-out): every instance runs the same loop per job, but only the
-//! holder of the job's lease in PostgreSQL (`strata_jobs`, migration 0010)
+//! holder of the job's lease in PostgreSQL (`strata_jobs`, migration 0008)
 //! runs it. The lease is one row taken or renewed in one statement on the
 //! administrative path, so it works through anything (no session state);
 //! the holder renews it every third of `jobs.lease_secs`. When the holder

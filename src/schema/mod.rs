@@ -375,7 +375,7 @@ async fn apply_locked(
 }
 
 /// Appends what a reconcile of MongoDB or S3 changed to
-/// `strata_store_schema_history` (migration 0011), if it changed anything.
+/// `strata_store_schema_history` (migration 0009), if it changed anything.
 async fn record_store_changes(
     direct: &mut PgConnection,
     store: &str,

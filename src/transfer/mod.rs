@@ -504,7 +504,7 @@ pub async fn import(
     }
 
     // PostgreSQL in one transaction, rows as they were (states included:
-    // migration 0012 lets the migration role restore them).
+    // migration 0010 lets the migration role restore them).
     let mut tx = stores.postgres.begin_admin().await?;
     sqlx::query("SELECT set_config('strata.restoring', 'on', true)")
         .execute(&mut *tx)

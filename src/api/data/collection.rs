@@ -3,7 +3,9 @@
 //! [`Table`] description. The `op_*!` macros put a thin, documented
 //! handler per collection in front of them, so that each route carries its
 //! own OpenAPI operation (path, types, responses) generated from the same
-//! types the handler uses.
+//! types the handler uses. Every change appends its audit diff
+//! ([`crate::audit::record`]) in the request's transaction, before the
+//! commit.
 
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -16,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::extract::{IfMatch, Paging, RecordPath, Work, etag};
 use crate::api::problem::Problem;
+use crate::audit::{self, Action, Change, Diff};
 use crate::records::RecordError;
 use crate::records::table::{self, Filter, Table, Versioned};
 
@@ -95,6 +98,15 @@ pub async fn create<R: Row>(
     .await
     .map_err(|e| problem(table, e))?;
     let location = location(table, &work.tenant_ref, created.record_ref());
+    let change = Change::new(
+        table.name,
+        work.tenant_id,
+        &work.actor.token_name,
+        created.record_ref(),
+        Action::Create,
+        Diff::created(&created)?,
+    )?;
+    audit::record(&mut work.tx, &change).await?;
     work.commit().await?;
     let mut response = with_etag(StatusCode::CREATED, &created);
     if let Ok(value) = location.parse() {
@@ -176,7 +188,7 @@ pub async fn update<R: Row>(
 ) -> Result<Response, Problem> {
     let version = if_match.required()?;
     let values = values(&body)?;
-    let (_before, after): (R, R) = crate::ops::metrics::store_op(
+    let (before, after): (R, R) = crate::ops::metrics::store_op(
         "postgres",
         "record_update",
         table::update(
@@ -192,6 +204,16 @@ pub async fn update<R: Row>(
     )
     .await
     .map_err(|e| problem(table, e))?;
+    // Nothing changed (no field given): no diff.
+    let change = Change::new(
+        table.name,
+        work.tenant_id,
+        &work.actor.token_name,
+        &path.record_ref,
+        Action::Update,
+        Diff::changed(&before, &after)?,
+    )?;
+    audit::record(&mut work.tx, &change).await?;
     work.commit().await?;
     Ok(with_etag(StatusCode::OK, &after))
 }
@@ -208,7 +230,7 @@ pub async fn transition<R: Row>(
         Some(Value::String(to)) => to,
         _ => return Err(Problem::invalid_field("to", "must be a state")),
     };
-    let (_before, after): (R, R) = crate::ops::metrics::store_op(
+    let (before, after): (R, R) = crate::ops::metrics::store_op(
         "postgres",
         "record_transition",
         table::transition(
@@ -225,6 +247,16 @@ pub async fn transition<R: Row>(
     )
     .await
     .map_err(|e| problem(table, e))?;
+    // A move to the current state changes nothing: no diff.
+    let change = Change::new(
+        table.name,
+        work.tenant_id,
+        &work.actor.token_name,
+        &path.record_ref,
+        Action::Transition,
+        Diff::changed(&before, &after)?,
+    )?;
+    audit::record(&mut work.tx, &change).await?;
     work.commit().await?;
     Ok(with_etag(StatusCode::OK, &after))
 }
@@ -235,7 +267,7 @@ pub async fn delete<R: Row>(
     path: RecordPath,
     if_match: IfMatch,
 ) -> Result<StatusCode, Problem> {
-    let _before: R = crate::ops::metrics::store_op(
+    let before: R = crate::ops::metrics::store_op(
         "postgres",
         "record_delete",
         table::delete(
@@ -249,6 +281,15 @@ pub async fn delete<R: Row>(
     )
     .await
     .map_err(|e| problem(table, e))?;
+    let change = Change::new(
+        table.name,
+        work.tenant_id,
+        &work.actor.token_name,
+        &path.record_ref,
+        Action::Delete,
+        Diff::deleted(&before)?,
+    )?;
+    audit::record(&mut work.tx, &change).await?;
     work.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,7 @@ pub mod activities {
     crate::op_list!("activities", "activities", TABLE, Activity, ActivityFilter);
     crate::op_create!("activities", "activity", TABLE, Activity, CreateActivity);
     crate::op_get!("activities", "activity", TABLE, Activity);
+    crate::op_history!("activities", "activity", TABLE, Activity);
     crate::op_update!("activities", "activity", TABLE, Activity, UpdateActivity);
     crate::op_delete!("activities", "activity", TABLE, Activity);
     crate::op_transition!(
@@ -30,6 +31,7 @@ pub mod blog_posts {
     crate::op_list!("blog-posts", "blog posts", TABLE, BlogPost, BlogPostFilter);
     crate::op_create!("blog-posts", "blog post", TABLE, BlogPost, CreateBlogPost);
     crate::op_get!("blog-posts", "blog post", TABLE, BlogPost);
+    crate::op_history!("blog-posts", "blog post", TABLE, BlogPost);
     crate::op_update!("blog-posts", "blog post", TABLE, BlogPost, UpdateBlogPost);
     crate::op_delete!("blog-posts", "blog post", TABLE, BlogPost);
     crate::op_transition!(
@@ -59,6 +61,7 @@ pub mod social_posts {
         CreateSocialPost
     );
     crate::op_get!("social-posts", "social post", TABLE, SocialPost);
+    crate::op_history!("social-posts", "social post", TABLE, SocialPost);
     crate::op_update!(
         "social-posts",
         "social post",
@@ -94,6 +97,7 @@ pub mod onboarding_runs {
         CreateOnboardingRun
     );
     crate::op_get!("onboarding-runs", "onboarding run", TABLE, OnboardingRun);
+    crate::op_history!("onboarding-runs", "onboarding run", TABLE, OnboardingRun);
     crate::op_update!(
         "onboarding-runs",
         "onboarding run",
@@ -117,6 +121,7 @@ pub mod strategies {
     crate::op_list!("strategies", "strategies", TABLE, Strategy, StrategyFilter);
     crate::op_create!("strategies", "strategy", TABLE, Strategy, CreateStrategy);
     crate::op_get!("strategies", "strategy", TABLE, Strategy);
+    crate::op_history!("strategies", "strategy", TABLE, Strategy);
     crate::op_update!("strategies", "strategy", TABLE, Strategy, UpdateStrategy);
     crate::op_delete!("strategies", "strategy", TABLE, Strategy);
     crate::op_transition!(
@@ -134,6 +139,7 @@ pub mod contracts {
     crate::op_list!("contracts", "contracts", TABLE, Contract, ContractFilter);
     crate::op_create!("contracts", "contract", TABLE, Contract, CreateContract);
     crate::op_get!("contracts", "contract", TABLE, Contract);
+    crate::op_history!("contracts", "contract", TABLE, Contract);
     crate::op_update!("contracts", "contract", TABLE, Contract, UpdateContract);
     crate::op_delete!("contracts", "contract", TABLE, Contract);
     crate::op_transition!("contracts", "contract", TABLE, Contract, ContractTransition);
@@ -145,6 +151,7 @@ pub mod tool_calls {
     crate::op_list!("tool-calls", "tool calls", TABLE, ToolCall, ToolCallFilter);
     crate::op_create!("tool-calls", "tool call", TABLE, ToolCall, CreateToolCall);
     crate::op_get!("tool-calls", "tool call", TABLE, ToolCall);
+    crate::op_history!("tool-calls", "tool call", TABLE, ToolCall);
     crate::op_update!("tool-calls", "tool call", TABLE, ToolCall, UpdateToolCall);
     crate::op_delete!("tool-calls", "tool call", TABLE, ToolCall);
     crate::op_transition!(
@@ -162,6 +169,7 @@ pub mod skills {
     crate::op_list!("skills", "skills", TABLE, Skill, SkillFilter);
     crate::op_create!("skills", "skill", TABLE, Skill, CreateSkill);
     crate::op_get!("skills", "skill", TABLE, Skill);
+    crate::op_history!("skills", "skill", TABLE, Skill);
     crate::op_update!("skills", "skill", TABLE, Skill, UpdateSkill);
     crate::op_delete!("skills", "skill", TABLE, Skill);
 }
@@ -184,6 +192,7 @@ pub mod integrations {
         CreateIntegration
     );
     crate::op_get!("integrations", "integration", TABLE, Integration);
+    crate::op_history!("integrations", "integration", TABLE, Integration);
     crate::op_update!(
         "integrations",
         "integration",
@@ -219,6 +228,7 @@ pub mod usage_events {
         CreateUsageEvent
     );
     crate::op_get!("usage-events", "usage event", TABLE, UsageEvent);
+    crate::op_history!("usage-events", "usage event", TABLE, UsageEvent);
 }
 
 /// Every collection's routes.
@@ -229,6 +239,7 @@ pub fn routes() -> OpenApiRouter<DataState> {
                 .routes(routes!($m::list, $m::create))
                 .routes(routes!($m::get, $m::update, $m::delete))
                 .routes(routes!($m::transition))
+                .routes(routes!($m::history))
         };
     }
     let router = OpenApiRouter::new();
@@ -243,6 +254,8 @@ pub fn routes() -> OpenApiRouter<DataState> {
     router
         .routes(routes!(skills::list, skills::create))
         .routes(routes!(skills::get, skills::update, skills::delete))
+        .routes(routes!(skills::history))
         .routes(routes!(usage_events::list, usage_events::create))
         .routes(routes!(usage_events::get))
+        .routes(routes!(usage_events::history))
 }

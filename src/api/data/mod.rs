@@ -18,6 +18,7 @@ pub mod body;
 pub mod collection;
 pub mod collections;
 pub mod extract;
+pub mod history;
 pub mod openapi;
 pub mod ops;
 
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::problem::{Problem, REQUEST_ID};
 use crate::boot::Health;
 use crate::config::ApiConfig;
+use crate::stores::mongo::Mongo;
 use crate::stores::postgres::Postgres;
 
 /// Seconds a client is told to wait while strata boots.
@@ -48,6 +50,8 @@ pub struct DataState {
     pub health: Health,
     /// Set once the stores are ready (the router serves before that).
     postgres: Arc<OnceLock<Postgres>>,
+    /// Set with it (audit history reads MongoDB).
+    mongo: Arc<OnceLock<Mongo>>,
     pub max_body_bytes: usize,
     pub max_json_depth: u32,
 }
@@ -57,6 +61,7 @@ impl DataState {
         Self {
             health,
             postgres: Arc::new(OnceLock::new()),
+            mongo: Arc::new(OnceLock::new()),
             max_body_bytes: config.max_body_bytes,
             max_json_depth: config.max_json_depth,
         }
@@ -70,6 +75,18 @@ impl DataState {
 
     pub fn postgres(&self) -> Result<&Postgres, Problem> {
         self.postgres
+            .get()
+            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
+    }
+
+    /// Hands the ready MongoDB handle to the routes (once).
+    pub fn set_mongo(&self, mongo: Mongo) {
+        // A second call would hand over the same store: ignore it.
+        let _ = self.mongo.set(mongo);
+    }
+
+    pub fn mongo(&self) -> Result<&Mongo, Problem> {
+        self.mongo
             .get()
             .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
     }
