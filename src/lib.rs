@@ -8,4 +8,5 @@ pub mod records;
 pub mod retry;
 pub mod schema;
 pub mod stores;
+pub mod update;
 pub mod version;
