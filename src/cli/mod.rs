@@ -198,7 +198,7 @@ pub fn run() -> ExitCode {
         Command::SelfUpdate(SelfUpdateCommand::Manifest) => self_update::manifest(),
         Command::SelfUpdate(SelfUpdateCommand::Check { version, json }) => {
             with_config(&cli.config, |config| {
-                self_update::check(config, version, json)
+                block_on(self_update::check(config, version, json))
             })
         }
         Command::SelfUpdate(SelfUpdateCommand::Apply {

@@ -48,8 +48,8 @@ fn print_json(value: &impl serde::Serialize) -> bool {
 }
 
 /// Exit 0: up to date; 1: an update (or, pinned, a downgrade) is available.
-pub fn check(config: Config, version: Option<String>, json: bool) -> u8 {
-    let report = match update::check(&config, version.as_deref()) {
+pub async fn check(config: Config, version: Option<String>, json: bool) -> u8 {
+    let report = match update::check(&config, version.as_deref()).await {
         Ok(report) => report,
         Err(e) => return fail(&e),
     };
@@ -86,7 +86,7 @@ pub async fn apply(
     json: bool,
 ) -> u8 {
     if !yes {
-        let report = match update::check(&config, version.as_deref()) {
+        let report = match update::check(&config, version.as_deref()).await {
             Ok(report) => report,
             Err(e) => return fail(&e),
         };

@@ -144,13 +144,13 @@ pub struct CheckReport {
     pub releases: Vec<String>,
 }
 
-pub fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport, UpdateError> {
+pub async fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport, UpdateError> {
     let source = Source::new(&config.update)?;
     let exe = installed_exe(config)?;
     let layout = Layout::detect(&exe);
     let current = installed_version(config, &exe)?;
-    let releases = source.list()?;
-    let picked = source.pick(wanted).ok();
+    let releases = source.list().await?;
+    let picked = source.pick(wanted).await.ok();
     let change = match &picked {
         Some(p) if p.version > current => "upgrade",
         Some(p) if p.version < current => "downgrade",
@@ -195,7 +195,7 @@ struct Staged {
     work: PathBuf,
 }
 
-fn stage(
+async fn stage(
     source: &Source<'_>,
     release: Available,
     layout: &Layout,
@@ -204,24 +204,43 @@ fn stage(
 ) -> Result<Staged, UpdateError> {
     let keys = keys::trusted(&config.update.trusted_keys).map_err(UpdateError::Keys)?;
     let work = install::fresh_staging(&layout.staging(), &release.version.to_string())?;
-    // Saved under its published name: the signature is bound to it.
-    let archive = work.join(&release.archive.name);
-    say(&format!("downloading {}", release.archive.name));
-    let bytes = source.download(&release.archive, &archive)?;
-    say(&format!("checking the signature ({bytes} bytes)"));
-    let signed_by = verify::signature(&archive, &keys)?;
-    let unpacked = verify::unpack(&archive, &work, &release.version)?;
-    say(&format!(
-        "signed by {signed_by}; manifest: version {}, postgres schema {}",
-        unpacked.manifest.version,
-        unpacked.manifest.postgres_version()
-    ));
+    let checked = download_and_verify(source, &release, &work, &keys, say).await;
+    let (signed_by, unpacked) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            // Nothing of a refused release stays on disk.
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(e);
+        }
+    };
     Ok(Staged {
         release,
         unpacked,
         signed_by,
         work,
     })
+}
+
+async fn download_and_verify(
+    source: &Source<'_>,
+    release: &Available,
+    work: &std::path::Path,
+    keys: &[keys::TrustedKey],
+    say: &dyn Fn(&str),
+) -> Result<(String, verify::Unpacked), UpdateError> {
+    // Saved under its published name: the signature is bound to it.
+    let archive = work.join(&release.archive.name);
+    say(&format!("downloading {}", release.archive.name));
+    let bytes = source.download(&release.archive, &archive).await?;
+    say(&format!("checking the signature ({bytes} bytes)"));
+    let signed_by = verify::signature(&archive, keys)?;
+    let unpacked = verify::unpack(&archive, work, &release.version)?;
+    say(&format!(
+        "signed by {signed_by}; manifest: version {}, postgres schema {}",
+        unpacked.manifest.version,
+        unpacked.manifest.postgres_version()
+    ));
+    Ok((signed_by, unpacked))
 }
 
 /// Downloads, verifies, guards, installs, restarts and waits for ready;
@@ -235,7 +254,7 @@ pub async fn apply(
     let exe = installed_exe(config)?;
     let layout = Layout::detect(&exe);
     let current = installed_version(config, &exe)?;
-    let release = source.pick(options.version.as_deref())?;
+    let release = source.pick(options.version.as_deref()).await?;
     say(&format!(
         "strata {current} ({}); release {} from {}",
         layout.describe(),
@@ -254,7 +273,7 @@ pub async fn apply(
         });
     }
     guard::version(&current, &release.version, options.allow_downgrade)?;
-    let staged = stage(&source, release, &layout, config, say)?;
+    let staged = stage(&source, release, &layout, config, say).await?;
     let result = install_staged(config, &source, &layout, &staged, &current, say).await;
     // The staging directory is scratch either way.
     let _ = std::fs::remove_dir_all(&staged.work);
@@ -290,7 +309,7 @@ async fn install_staged(
             ));
         }
         Layout::Package { manager, .. } => {
-            let file = fetch_package(source, staged, *manager, say)?;
+            let file = fetch_package(source, staged, *manager, say).await?;
             install::install_package(*manager, &file, downgrade)?;
             record_previous(layout, current);
             say(&format!(
@@ -361,7 +380,7 @@ async fn install_staged(
 
 /// Downloads the release's package for `manager`, checked against the
 /// SHA-256 in the signed manifest.
-fn fetch_package(
+async fn fetch_package(
     source: &Source<'_>,
     staged: &Staged,
     manager: PackageManager,
@@ -384,7 +403,7 @@ fn fetch_package(
         .ok_or_else(|| refuse(format!("the release has no asset {}", package.file)))?;
     let file = staged.work.join(&package.file);
     say(&format!("downloading {}", package.file));
-    source.download(asset, &file)?;
+    source.download(asset, &file).await?;
     let digest = verify::sha256_file(&file).map_err(|e| refuse(e.to_string()))?;
     if !digest.eq_ignore_ascii_case(&package.sha256) {
         return Err(UpdateError::Verification {
@@ -426,11 +445,16 @@ async fn roll_back_layout(
             let source = Source::new(&config.update).map_err(|e| e.to_string())?;
             let release = source
                 .pick(Some(&previous.to_string()))
+                .await
                 .map_err(|e| e.to_string())?;
-            let staged = stage(&source, release, layout, config, say).map_err(|e| e.to_string())?;
-            let result = fetch_package(&source, &staged, *manager, say)
-                .and_then(|file| install::install_package(*manager, &file, true))
-                .map_err(|e| e.to_string());
+            let staged = stage(&source, release, layout, config, say)
+                .await
+                .map_err(|e| e.to_string())?;
+            let result = match fetch_package(&source, &staged, *manager, say).await {
+                Ok(file) => install::install_package(*manager, &file, true),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| e.to_string());
             let _ = std::fs::remove_dir_all(&staged.work);
             result
         }

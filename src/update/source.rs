@@ -1,7 +1,13 @@
-//! Release discovery and download through the `self_update` crate: a
-//! GitHub-compatible releases API (any base URL: GitHub Enterprise, Gitea's
-//! `/api/v1`, or a static directory laid out like it) or an S3 bucket on
-//! any endpoint (path-style URL, SigV4-presigned with its own credentials).
+//! Release discovery and download.
+//!
+//! * `github`: the `self_update` crate's GitHub backend with a configurable
+//!   API base (GitHub Enterprise, Gitea's `/api/v1`, or a static directory
+//!   laid out like the API) and its downloader.
+//! * `s3`: the AWS SDK strata already uses for its own buckets (custom
+//!   endpoint, path-style, its own credentials). `self_update`'s S3 backend
+//!   is not used: its SigV4 presigning signs the host without the port, so
+//!   every endpoint on a non-default port (MinIO's :9000, radosgw) answers
+//!   403.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -33,6 +39,13 @@ pub struct Available {
 pub struct Asset {
     pub name: String,
     pub url: String,
+}
+
+/// The version in `strata-<version>-<target>.<ext>`, for this target.
+fn version_of(name: &str) -> Option<semver::Version> {
+    let rest = name.strip_prefix("strata-")?;
+    let (version, _) = rest.split_once(&format!("-{}.", super::manifest::target()))?;
+    semver::Version::parse(version).ok()
 }
 
 /// Where releases come from, as configured.
@@ -67,65 +80,31 @@ impl<'c> Source<'c> {
         }
     }
 
-    fn fetch(&self) -> Result<Vec<Release>, UpdateError> {
-        let failed = |e: self_update::Error| UpdateError::Source {
-            source_url: self.describe(),
-            reason: e.to_string(),
-        };
-        let releases = match self.config.source {
-            UpdateSourceKind::Github => {
-                let github = &self.config.github;
-                let mut builder = self_update::backends::github::ReleaseList::configure();
-                builder
-                    .repo_owner(github.owner.clone())
-                    .repo_name(github.repo.clone())
-                    .api_base_url(github.api_url.as_str().trim_end_matches('/'))
-                    .timeout(LIST_TIMEOUT);
-                if !github.token.is_empty() {
-                    builder.auth_token(github.token.expose());
-                }
-                builder.build().and_then(|l| l.fetch()).map_err(failed)?
-            }
-            UpdateSourceKind::S3 => {
-                let s3 = &self.config.s3;
-                // Path-style (`endpoint/bucket/`), as MinIO and Ceph serve it.
-                let endpoint = format!(
-                    "{}/{}/",
-                    s3.endpoint.as_str().trim_end_matches('/'),
-                    s3.bucket
-                );
-                let mut builder = self_update::backends::s3::ReleaseList::configure();
-                builder
-                    .bucket_name(s3.bucket.clone())
-                    .endpoint(endpoint)
-                    .region(s3.region.clone())
-                    .timeout(LIST_TIMEOUT);
-                if !s3.prefix.is_empty() {
-                    builder.asset_prefix(s3.prefix.clone());
-                }
-                if !s3.access_key_id.is_empty() {
-                    builder.access_key(self_update::backends::s3::AccessKey::new(
-                        s3.access_key_id.clone(),
-                        s3.secret_access_key.expose(),
-                    ));
-                }
-                builder.build().and_then(|l| l.fetch()).map_err(failed)?
-            }
-            UpdateSourceKind::None => return Err(UpdateError::NotConfigured),
-        };
-        Ok(releases.into_vec())
-    }
-
-    /// The releases with an archive for this target, newest first; without
-    /// pre-releases on the stable channel.
-    pub fn list(&self) -> Result<Vec<Available>, UpdateError> {
-        let mut found: Vec<Available> = self
-            .fetch()?
+    /// GitHub-compatible: one release per tag, its assets by name.
+    fn fetch_github(&self) -> Result<Vec<(semver::Version, Vec<Asset>)>, UpdateError> {
+        let github = &self.config.github;
+        let mut builder = self_update::backends::github::ReleaseList::configure();
+        builder
+            .repo_owner(github.owner.clone())
+            .repo_name(github.repo.clone())
+            .api_base_url(github.api_url.as_str().trim_end_matches('/'))
+            .timeout(LIST_TIMEOUT);
+        if !github.token.is_empty() {
+            builder.auth_token(github.token.expose());
+        }
+        let releases: Vec<Release> = builder
+            .build()
+            .and_then(|l| l.fetch())
+            .map_err(|e| UpdateError::Source {
+                source_url: self.describe(),
+                reason: e.to_string(),
+            })?
+            .into_vec();
+        Ok(releases
             .into_iter()
             .filter_map(|release| {
                 let version = semver::Version::parse(release.version()).ok()?;
-                let wanted = archive_name(&version.to_string());
-                let assets: Vec<Asset> = release
+                let assets = release
                     .assets()
                     .iter()
                     .map(|a| Asset {
@@ -133,6 +112,79 @@ impl<'c> Source<'c> {
                         url: a.download_url().to_string(),
                     })
                     .collect();
+                Some((version, assets))
+            })
+            .collect())
+    }
+
+    fn s3_client(&self) -> crate::stores::s3::S3 {
+        let s3 = &self.config.s3;
+        crate::stores::s3::S3::new(&crate::config::S3Config {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            path_style: true,
+            connect_timeout_secs: 10,
+            ..crate::config::S3Config::default()
+        })
+    }
+
+    /// S3: the objects under the prefix named `strata-<version>-<target>.<ext>`,
+    /// grouped by version; an asset's `url` is its key.
+    async fn fetch_s3(&self) -> Result<Vec<(semver::Version, Vec<Asset>)>, UpdateError> {
+        let s3 = &self.config.s3;
+        let client = self.s3_client();
+        let mut found: Vec<(semver::Version, Vec<Asset>)> = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .client()
+                .list_objects_v2()
+                .bucket(&s3.bucket)
+                .prefix(&s3.prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| UpdateError::Source {
+                    source_url: self.describe(),
+                    reason: s3_error(&e),
+                })?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let name = key.rsplit('/').next().unwrap_or(key);
+                let Some(version) = version_of(name) else {
+                    continue;
+                };
+                let asset = Asset {
+                    name: name.to_string(),
+                    url: key.to_string(),
+                };
+                match found.iter_mut().find(|(v, _)| *v == version) {
+                    Some((_, assets)) => assets.push(asset),
+                    None => found.push((version, vec![asset])),
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// The releases with an archive for this target, newest first; without
+    /// pre-releases on the stable channel.
+    pub async fn list(&self) -> Result<Vec<Available>, UpdateError> {
+        let releases = match self.config.source {
+            UpdateSourceKind::Github => self.fetch_github()?,
+            UpdateSourceKind::S3 => self.fetch_s3().await?,
+            UpdateSourceKind::None => return Err(UpdateError::NotConfigured),
+        };
+        let mut found: Vec<Available> = releases
+            .into_iter()
+            .filter_map(|(version, assets)| {
+                let wanted = archive_name(&version.to_string());
                 let archive = assets.iter().find(|a| a.name == wanted)?.clone();
                 Some(Available {
                     version,
@@ -150,7 +202,7 @@ impl<'c> Source<'c> {
     }
 
     /// The release to install: `wanted`, else `update.version`, else the newest.
-    pub fn pick(&self, wanted: Option<&str>) -> Result<Available, UpdateError> {
+    pub async fn pick(&self, wanted: Option<&str>) -> Result<Available, UpdateError> {
         let wanted = wanted
             .or((!self.config.version.is_empty()).then_some(self.config.version.as_str()))
             .map(|v| {
@@ -159,7 +211,7 @@ impl<'c> Source<'c> {
                 })
             })
             .transpose()?;
-        let all = self.list()?;
+        let all = self.list().await?;
         match wanted {
             Some(version) => all
                 .into_iter()
@@ -178,8 +230,9 @@ impl<'c> Source<'c> {
         }
     }
 
-    /// Downloads `asset` to `dest` (at most `update.max_download_bytes`).
-    pub fn download(&self, asset: &Asset, dest: &Path) -> Result<u64, UpdateError> {
+    /// Downloads `asset` to `dest` (at most `update.max_download_bytes`);
+    /// returns the size.
+    pub async fn download(&self, asset: &Asset, dest: &Path) -> Result<u64, UpdateError> {
         let failed = |reason: String| UpdateError::Download {
             asset: asset.name.clone(),
             reason,
@@ -188,24 +241,12 @@ impl<'c> Source<'c> {
         let mut counted = Counted {
             inner: BufWriter::new(file),
             bytes: 0,
+            limit: self.config.max_download_bytes,
         };
-        let mut download = self_update::Download::from_url(asset.url.clone());
-        download
-            .timeout(DOWNLOAD_TIMEOUT)
-            .max_download_size(self.config.max_download_bytes);
-        if self.config.source == UpdateSourceKind::Github {
-            // The API's asset URL answers with the file itself for this type.
-            download.request_header("Accept", "application/octet-stream");
-            if !self.config.github.token.is_empty() {
-                download.request_header(
-                    "Authorization",
-                    format!("token {}", self.config.github.token.expose()),
-                );
-            }
+        match self.config.source {
+            UpdateSourceKind::S3 => self.download_s3(asset, &mut counted).await?,
+            _ => self.download_http(asset, &mut counted)?,
         }
-        download
-            .download_to(&mut counted)
-            .map_err(|e| failed(e.to_string()))?;
         let bytes = counted.bytes;
         let file = counted
             .inner
@@ -214,20 +255,118 @@ impl<'c> Source<'c> {
         file.sync_all().map_err(|e| failed(e.to_string()))?;
         Ok(bytes)
     }
+
+    fn download_http(&self, asset: &Asset, out: &mut impl Write) -> Result<(), UpdateError> {
+        let mut download = self_update::Download::from_url(asset.url.clone());
+        download
+            .timeout(DOWNLOAD_TIMEOUT)
+            .max_download_size(self.config.max_download_bytes);
+        let github = &self.config.github;
+        // The API's asset URL answers with the file itself for this type.
+        download.request_header("Accept", "application/octet-stream");
+        // The token goes to the API's host only, never to where assets redirect.
+        let same_host =
+            url::Url::parse(&asset.url).is_ok_and(|u| u.host_str() == github.api_url.host_str());
+        if !github.token.is_empty() && same_host {
+            download.request_header("Authorization", format!("token {}", github.token.expose()));
+        }
+        download
+            .download_to(out)
+            .map_err(|e| UpdateError::Download {
+                asset: asset.name.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn download_s3(&self, asset: &Asset, out: &mut impl Write) -> Result<(), UpdateError> {
+        let failed = |reason: String| UpdateError::Download {
+            asset: asset.name.clone(),
+            reason,
+        };
+        let client = self.s3_client();
+        let object = client
+            .client()
+            .get_object()
+            .bucket(&self.config.s3.bucket)
+            .key(&asset.url)
+            .send()
+            .await
+            .map_err(|e| failed(s3_error(&e)))?;
+        let expected = object.content_length();
+        let mut body = object.body;
+        let mut got: i64 = 0;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| failed(format!("the transfer broke off: {e}")))?
+        {
+            got += chunk.len() as i64;
+            out.write_all(&chunk).map_err(|e| failed(e.to_string()))?;
+        }
+        if let Some(expected) = expected
+            && expected != got
+        {
+            return Err(failed(format!("got {got} of {expected} bytes")));
+        }
+        Ok(())
+    }
 }
 
+/// A writer that counts, and refuses to grow past `limit`.
 struct Counted<W> {
     inner: W,
     bytes: u64,
+    limit: u64,
 }
 
 impl<W: Write> Write for Counted<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes + buf.len() as u64 > self.limit {
+            return Err(std::io::Error::other(format!(
+                "larger than update.max_download_bytes ({})",
+                self.limit
+            )));
+        }
         let n = self.inner.write(buf)?;
         self.bytes += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// An S3 error in one line: the service's code and message, or the transport's.
+fn s3_error<E>(error: &aws_sdk_s3::error::SdkError<E>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    match error {
+        SdkError::ServiceError(service) => format!(
+            "{} (HTTP {}): {}",
+            service.err().code().unwrap_or("error"),
+            service.raw().status().as_u16(),
+            service.err().message().unwrap_or_default()
+        ),
+        other => DisplayErrorContext(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_come_from_asset_names_of_this_target() {
+        let t = crate::update::manifest::target();
+        let v = |s: &str| semver::Version::parse(s).ok();
+        assert_eq!(version_of(&format!("strata-1.2.3-{t}.tar.gz")), v("1.2.3"));
+        assert_eq!(
+            version_of(&format!("strata-1.3.0-rc.1-{t}.deb")),
+            v("1.3.0-rc.1")
+        );
+        assert_eq!(version_of("strata-1.2.3-sparc-solaris.tar.gz"), None);
+        assert_eq!(version_of(&format!("other-1.2.3-{t}.tar.gz")), None);
     }
 }
