@@ -251,7 +251,7 @@ impl GithubServer {
 
     fn update_toml(&self) -> String {
         format!(
-            "source = \"github\"\n[update.github]\napi_url = \"{}\"\nowner = \"acme\"\nrepo = \"strata\"\n",
+            "source = \"github\"\ngithub_api_url = \"{}\"\ngithub_owner = \"acme\"\ngithub_repo = \"strata\"\n",
             self.base()
         )
     }
@@ -538,8 +538,8 @@ async fn s3_a_signed_release_installs_restarts_and_is_ready() {
         .await
         .expect("upload");
     let update = format!(
-        "source = \"s3\"\n{restart}\n[update.s3]\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
-         prefix = \"strata/\"\nregion = \"{region}\"\naccess_key_id = \"{key}\"\n",
+        "source = \"s3\"\n{restart}\ns3_endpoint = \"{endpoint}\"\ns3_bucket = \"{bucket}\"\n\
+         s3_prefix = \"strata/\"\ns3_region = \"{region}\"\ns3_access_key_id = \"{key}\"\n",
         restart = supervisor.update_toml(),
         endpoint = d.s3_endpoint,
         region = d.s3_region,
@@ -554,12 +554,12 @@ async fn s3_a_signed_release_installs_restarts_and_is_ready() {
         Some(2),
         "the key id alone is a config error: {out}\n{err}"
     );
-    assert!(err.contains("update.s3.secret_access_key"), "{err}");
+    assert!(err.contains("update.s3_secret_access_key"), "{err}");
 
     let mut command = fixture.strata(&["self-update", "check", "--json"]);
     command
         .env("STRATA_CONFIG", &config)
-        .env("STRATA_UPDATE__S3__SECRET_ACCESS_KEY", &d.s3_secret_key);
+        .env("STRATA_UPDATE__S3_SECRET_ACCESS_KEY", &d.s3_secret_key);
     let (code, out, err) = run(command);
     assert_eq!(code, Some(1), "{out}\n{err}");
     let report: Value = serde_json::from_str(&out).expect("json");
@@ -569,7 +569,7 @@ async fn s3_a_signed_release_installs_restarts_and_is_ready() {
     supervisor.start(
         &fixture,
         &config,
-        &[("STRATA_UPDATE__S3__SECRET_ACCESS_KEY", &d.s3_secret_key)],
+        &[("STRATA_UPDATE__S3_SECRET_ACCESS_KEY", &d.s3_secret_key)],
     );
     assert!(
         ready(&fixture, READY_LIMIT).await,
@@ -580,7 +580,7 @@ async fn s3_a_signed_release_installs_restarts_and_is_ready() {
     let mut command = fixture.strata(&["self-update", "apply", "--yes", "--json"]);
     command
         .env("STRATA_CONFIG", &config)
-        .env("STRATA_UPDATE__S3__SECRET_ACCESS_KEY", &d.s3_secret_key);
+        .env("STRATA_UPDATE__S3_SECRET_ACCESS_KEY", &d.s3_secret_key);
     let (code, out, err) = run(command);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let applied: Value = serde_json::from_str(&out).expect("json");
@@ -704,12 +704,9 @@ async fn configuration_errors_name_the_key() {
     let fixture = Fixture::new("upd-cfg").await;
     let install = Install::new();
     for (update, key) in [
-        ("source = \"github\"\n", "update.github.owner"),
+        ("source = \"github\"\n", "update.github_owner"),
         ("ready_timeout_secs = 0\n", "update.ready_timeout_secs"),
-        (
-            "source = \"s3\"\n[update.s3]\nbucket = \"A_B\"\n",
-            "update.s3.bucket",
-        ),
+        ("source = \"s3\"\ns3_bucket = \"A_B\"\n", "update.s3_bucket"),
         ("version = \"latest\"\n", "update.version"),
     ] {
         let config = install.config(&fixture, update);

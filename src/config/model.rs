@@ -332,8 +332,27 @@ pub struct UpdateConfig {
     pub ready_timeout_secs: u64,
     /// The largest release archive or package downloaded.
     pub max_download_bytes: u64,
-    pub github: UpdateGithubConfig,
-    pub s3: UpdateS3Config,
+    /// `github`: the API base: `https://api.github.com`,
+    /// `https://ghe.example/api/v3`, or a Gitea's `https://gitea.example/api/v1`.
+    pub github_api_url: Url,
+    #[serde(deserialize_with = "lenient_string")]
+    pub github_owner: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub github_repo: String,
+    /// `github`: a token for private repositories (sent only to the API's host).
+    pub github_token: Secret,
+    /// `s3`: the endpoint (path-style addressing, as MinIO and Ceph serve).
+    pub s3_endpoint: Url,
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_bucket: String,
+    /// `s3`: key prefix of the releases inside the bucket, e.g. `strata/`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_prefix: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Secret,
 }
 
 impl Default for UpdateConfig {
@@ -348,64 +367,18 @@ impl Default for UpdateConfig {
             restart_command: Vec::new(),
             ready_timeout_secs: 1800,
             max_download_bytes: 512 * 1024 * 1024,
-            github: UpdateGithubConfig::default(),
-            s3: UpdateS3Config::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpdateGithubConfig {
-    /// The API base: `https://api.github.com`, `https://ghe.example/api/v3`,
-    /// or a Gitea's `https://gitea.example/api/v1`.
-    pub api_url: Url,
-    #[serde(deserialize_with = "lenient_string")]
-    pub owner: String,
-    #[serde(deserialize_with = "lenient_string")]
-    pub repo: String,
-    /// A token for private repositories (sent only to `api_url`'s host).
-    pub token: Secret,
-}
-
-impl Default for UpdateGithubConfig {
-    fn default() -> Self {
-        Self {
-            api_url: Url::parse("https://api.github.com")
+            github_api_url: Url::parse("https://api.github.com")
                 .expect("the default API URL is a valid URL"),
-            owner: String::new(),
-            repo: String::new(),
-            token: Secret::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpdateS3Config {
-    pub endpoint: Url,
-    #[serde(deserialize_with = "lenient_string")]
-    pub bucket: String,
-    /// Key prefix of the releases inside the bucket, e.g. `strata/`.
-    #[serde(deserialize_with = "lenient_string")]
-    pub prefix: String,
-    #[serde(deserialize_with = "lenient_string")]
-    pub region: String,
-    #[serde(deserialize_with = "lenient_string")]
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-}
-
-impl Default for UpdateS3Config {
-    fn default() -> Self {
-        Self {
-            endpoint: Url::parse("http://127.0.0.1:9000")
+            github_owner: String::new(),
+            github_repo: String::new(),
+            github_token: Secret::default(),
+            s3_endpoint: Url::parse("http://127.0.0.1:9000")
                 .expect("the default endpoint is a valid URL"),
-            bucket: String::new(),
-            prefix: String::new(),
-            region: "us-east-1".into(),
-            access_key_id: String::new(),
-            secret_access_key: Secret::default(),
+            s3_bucket: String::new(),
+            s3_prefix: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
         }
     }
 }

@@ -243,13 +243,13 @@ impl Config {
             UpdateSourceKind::Github => {
                 check_scheme(
                     bad,
-                    "update.github.api_url",
-                    &update.github.api_url,
+                    "update.github_api_url",
+                    &update.github_api_url,
                     &["http", "https"],
                 );
                 for (key, value) in [
-                    ("update.github.owner", &update.github.owner),
-                    ("update.github.repo", &update.github.repo),
+                    ("update.github_owner", &update.github_owner),
+                    ("update.github_repo", &update.github_repo),
                 ] {
                     if value.trim().is_empty() {
                         bad(key, "required when update.source = \"github\"".into());
@@ -261,20 +261,20 @@ impl Config {
             UpdateSourceKind::S3 => {
                 check_scheme(
                     bad,
-                    "update.s3.endpoint",
-                    &update.s3.endpoint,
+                    "update.s3_endpoint",
+                    &update.s3_endpoint,
                     &["http", "https"],
                 );
-                if let Err(reason) = validate_bucket_name(&update.s3.bucket) {
-                    bad("update.s3.bucket", reason);
+                if let Err(reason) = validate_bucket_name(&update.s3_bucket) {
+                    bad("update.s3_bucket", reason);
                 }
-                if update.s3.region.trim().is_empty() {
-                    bad("update.s3.region", "must not be empty".into());
+                if update.s3_region.trim().is_empty() {
+                    bad("update.s3_region", "must not be empty".into());
                 }
-                if update.s3.access_key_id.is_empty() != update.s3.secret_access_key.is_empty() {
+                if update.s3_access_key_id.is_empty() != update.s3_secret_access_key.is_empty() {
                     bad(
-                        "update.s3.secret_access_key",
-                        "update.s3.access_key_id and update.s3.secret_access_key must be set \
+                        "update.s3_secret_access_key",
+                        "update.s3_access_key_id and update.s3_secret_access_key must be set \
                          together"
                             .into(),
                     );

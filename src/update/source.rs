@@ -66,15 +66,15 @@ impl<'c> Source<'c> {
         match self.config.source {
             UpdateSourceKind::Github => format!(
                 "{}/repos/{}/{}/releases",
-                self.config.github.api_url.as_str().trim_end_matches('/'),
-                self.config.github.owner,
-                self.config.github.repo
+                self.config.github_api_url.as_str().trim_end_matches('/'),
+                self.config.github_owner,
+                self.config.github_repo
             ),
             UpdateSourceKind::S3 => format!(
                 "{}/{}/{}",
-                self.config.s3.endpoint.as_str().trim_end_matches('/'),
-                self.config.s3.bucket,
-                self.config.s3.prefix
+                self.config.s3_endpoint.as_str().trim_end_matches('/'),
+                self.config.s3_bucket,
+                self.config.s3_prefix
             ),
             UpdateSourceKind::None => "none".into(),
         }
@@ -82,15 +82,14 @@ impl<'c> Source<'c> {
 
     /// GitHub-compatible: one release per tag, its assets by name.
     fn fetch_github(&self) -> Result<Vec<(semver::Version, Vec<Asset>)>, UpdateError> {
-        let github = &self.config.github;
         let mut builder = self_update::backends::github::ReleaseList::configure();
         builder
-            .repo_owner(github.owner.clone())
-            .repo_name(github.repo.clone())
-            .api_base_url(github.api_url.as_str().trim_end_matches('/'))
+            .repo_owner(self.config.github_owner.clone())
+            .repo_name(self.config.github_repo.clone())
+            .api_base_url(self.config.github_api_url.as_str().trim_end_matches('/'))
             .timeout(LIST_TIMEOUT);
-        if !github.token.is_empty() {
-            builder.auth_token(github.token.expose());
+        if !self.config.github_token.is_empty() {
+            builder.auth_token(self.config.github_token.expose());
         }
         let releases: Vec<Release> = builder
             .build()
@@ -118,12 +117,11 @@ impl<'c> Source<'c> {
     }
 
     fn s3_client(&self) -> crate::stores::s3::S3 {
-        let s3 = &self.config.s3;
         crate::stores::s3::S3::new(&crate::config::S3Config {
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone(),
-            access_key_id: s3.access_key_id.clone(),
-            secret_access_key: s3.secret_access_key.clone(),
+            endpoint: self.config.s3_endpoint.clone(),
+            region: self.config.s3_region.clone(),
+            access_key_id: self.config.s3_access_key_id.clone(),
+            secret_access_key: self.config.s3_secret_access_key.clone(),
             path_style: true,
             connect_timeout_secs: 10,
             ..crate::config::S3Config::default()
@@ -133,7 +131,6 @@ impl<'c> Source<'c> {
     /// S3: the objects under the prefix named `strata-<version>-<target>.<ext>`,
     /// grouped by version; an asset's `url` is its key.
     async fn fetch_s3(&self) -> Result<Vec<(semver::Version, Vec<Asset>)>, UpdateError> {
-        let s3 = &self.config.s3;
         let client = self.s3_client();
         let mut found: Vec<(semver::Version, Vec<Asset>)> = Vec::new();
         let mut token: Option<String> = None;
@@ -141,8 +138,8 @@ impl<'c> Source<'c> {
             let page = client
                 .client()
                 .list_objects_v2()
-                .bucket(&s3.bucket)
-                .prefix(&s3.prefix)
+                .bucket(&self.config.s3_bucket)
+                .prefix(&self.config.s3_prefix)
                 .set_continuation_token(token.take())
                 .send()
                 .await
@@ -261,14 +258,16 @@ impl<'c> Source<'c> {
         download
             .timeout(DOWNLOAD_TIMEOUT)
             .max_download_size(self.config.max_download_bytes);
-        let github = &self.config.github;
         // The API's asset URL answers with the file itself for this type.
         download.request_header("Accept", "application/octet-stream");
         // The token goes to the API's host only, never to where assets redirect.
-        let same_host =
-            url::Url::parse(&asset.url).is_ok_and(|u| u.host_str() == github.api_url.host_str());
-        if !github.token.is_empty() && same_host {
-            download.request_header("Authorization", format!("token {}", github.token.expose()));
+        let same_host = url::Url::parse(&asset.url)
+            .is_ok_and(|u| u.host_str() == self.config.github_api_url.host_str());
+        if !self.config.github_token.is_empty() && same_host {
+            download.request_header(
+                "Authorization",
+                format!("token {}", self.config.github_token.expose()),
+            );
         }
         download
             .download_to(out)
@@ -287,7 +286,7 @@ impl<'c> Source<'c> {
         let object = client
             .client()
             .get_object()
-            .bucket(&self.config.s3.bucket)
+            .bucket(&self.config.s3_bucket)
             .key(&asset.url)
             .send()
             .await
