@@ -333,8 +333,7 @@ async fn install_staged(
         });
     }
     say(&format!("restarting: {}", restarter.describe()));
-    let ready = restarter
-        .restart(timeout)
+    let ready = restart_after_install(layout, &restarter, timeout)
         .map_err(|e| e.to_string())
         .and_then(|()| restart::wait_ready(config.admin.listen, timeout));
     match ready {
@@ -361,7 +360,9 @@ async fn install_staged(
             ));
             let after = roll_back_layout(config, layout, current, say)
                 .await
-                .and_then(|()| restarter.restart(timeout).map_err(|e| e.to_string()))
+                .and_then(|()| {
+                    restart_after_install(layout, &restarter, timeout).map_err(|e| e.to_string())
+                })
                 .and_then(|()| restart::wait_ready(config.admin.listen, timeout))
                 .map_or_else(
                     |e| format!(", but the rollback is not ready either: {e}"),
@@ -375,6 +376,20 @@ async fn install_staged(
                 after,
             })
         }
+    }
+}
+
+/// Restarts after an install. A package's own maintainer scripts already
+/// `try-restart` an active unit (and `systemctl` waits for it), so then
+/// only the readiness wait follows; a configured restart command still runs.
+fn restart_after_install(
+    layout: &Layout,
+    restarter: &Restarter,
+    timeout: Duration,
+) -> Result<(), UpdateError> {
+    match (layout, restarter) {
+        (Layout::Package { .. }, Restarter::Systemd(_)) => Ok(()),
+        _ => restarter.restart(timeout),
     }
 }
 
@@ -510,7 +525,7 @@ pub async fn rollback(config: &Config, say: &dyn Fn(&str)) -> Result<RolledBack,
     let restarted = restarter != Restarter::None;
     if restarted {
         let timeout = Duration::from_secs(config.update.ready_timeout_secs);
-        restarter.restart(timeout)?;
+        restart_after_install(&layout, &restarter, timeout)?;
         restart::wait_ready(config.admin.listen, timeout).map_err(|last| UpdateError::Restart {
             command: restarter.describe(),
             reason: format!("not ready after the rollback: {last}"),
