@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use zipsign_api::sign::copy_and_sign_tar;
+use zipsign_api::verify::verify_tar;
 use zipsign_api::{KEYPAIR_LENGTH, SigningKey};
 
 fn main() -> ExitCode {
@@ -73,6 +74,7 @@ fn read_key(source: &str) -> Result<SigningKey, String> {
 
 fn sign(key: &str, archive: &Path) -> Result<(), String> {
     let key = read_key(key)?;
+    let signed_key = key.clone();
     let name = archive
         .file_name()
         .and_then(|n| n.to_str())
@@ -86,11 +88,27 @@ fn sign(key: &str, archive: &Path) -> Result<(), String> {
         Some(name.as_bytes()),
     )
     .map_err(|e| format!("signing {}: {e}", archive.display()))?;
+    // Check the result as strata will, before it replaces the archive.
+    verify_tar(
+        &mut Cursor::new(signed.get_ref().as_slice()),
+        &[key_public(&signed_key)],
+        Some(name.as_bytes()),
+    )
+    .map_err(|e| format!("the signed archive does not verify: {e}"))?;
+    println!(
+        "signed {} with key {}",
+        archive.display(),
+        hex_encode(&key_public(&signed_key).to_bytes())
+    );
     let tmp = archive.with_extension("signing");
     File::create(&tmp)
         .and_then(|mut f| f.write_all(signed.get_ref()).and_then(|()| f.sync_all()))
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     fs::rename(&tmp, archive).map_err(|e| format!("{}: {e}", archive.display()))
+}
+
+fn key_public(key: &SigningKey) -> zipsign_api::VerifyingKey {
+    key.verifying_key()
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
