@@ -283,6 +283,41 @@ impl GithubServer {
     }
 }
 
+impl GithubServer {
+    /// The same release in Gitea's shape (`/api/v1/...`, assets with
+    /// `browser_download_url` only).
+    fn publish_gitea(&self, version: &str, assets: &[(String, Vec<u8>)]) {
+        let dir = self.root.path().join(format!("gitea/v{version}"));
+        fs::create_dir_all(&dir).expect("download dir");
+        fs::create_dir_all(self.root.path().join("api/v1/repos/acme/strata")).expect("dirs");
+        let listed: Vec<Value> = assets
+            .iter()
+            .map(|(name, data)| {
+                fs::write(dir.join(name), data).expect("asset");
+                json!({
+                    "id": 1,
+                    "name": name,
+                    "size": data.len(),
+                    "browser_download_url": format!("{}/gitea/v{version}/{name}", self.base()),
+                })
+            })
+            .collect();
+        let list = json!([{
+            "id": 1,
+            "tag_name": format!("v{version}"),
+            "name": format!("strata {version}"),
+            "body": "",
+            "created_at": "2026-11-26T00:00:00Z",
+            "assets": listed,
+        }]);
+        fs::write(
+            self.root.path().join("api/v1/repos/acme/strata/releases"),
+            serde_json::to_vec(&list).expect("json"),
+        )
+        .expect("list");
+    }
+}
+
 impl Drop for GithubServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -431,6 +466,26 @@ async fn github_a_signed_release_installs_and_rollback_restores_the_previous_bin
         release_binary("0.2.0", &runs_real_strata())
     );
     install.assert_no_leftovers("after rollback");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitea_api_base_is_read_in_gitea_shape() {
+    let fixture = Fixture::new("upd-gitea").await;
+    let install = Install::new();
+    let github = GithubServer::start();
+    let update = format!(
+        "source = \"github\"\ngithub_api_url = \"{}/api/v1\"\ngithub_owner = \"acme\"\n\
+         github_repo = \"strata\"\n",
+        github.base()
+    );
+    let config = install.config(&fixture, &update);
+    github.publish_gitea("0.2.0", &[good_release("0.2.0", &runs_real_strata())]);
+    let (code, out, err) = install.self_update(&fixture, &config, &["apply", "--yes"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_eq!(
+        install.bytes(),
+        release_binary("0.2.0", &runs_real_strata())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -595,6 +650,15 @@ async fn s3_a_signed_release_installs_restarts_and_is_ready() {
     );
     assert!(fs::read(install.previous()).expect("previous") == install.original);
     assert!(!err.contains(&d.s3_secret_key));
+
+    // Best effort: the shared radosgw keeps no test releases.
+    let _ = s3
+        .delete_object()
+        .bucket(&bucket)
+        .key(format!("strata/{name}"))
+        .send()
+        .await;
+    let _ = s3.delete_bucket().bucket(&bucket).send().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

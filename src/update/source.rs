@@ -82,23 +82,37 @@ impl<'c> Source<'c> {
 
     /// GitHub-compatible: one release per tag, its assets by name.
     fn fetch_github(&self) -> Result<Vec<(semver::Version, Vec<Asset>)>, UpdateError> {
-        let mut builder = self_update::backends::github::ReleaseList::configure();
-        builder
-            .repo_owner(self.config.github_owner.clone())
-            .repo_name(self.config.github_repo.clone())
-            .api_base_url(self.config.github_api_url.as_str().trim_end_matches('/'))
-            .timeout(LIST_TIMEOUT);
-        if !self.config.github_token.is_empty() {
-            builder.auth_token(self.config.github_token.expose());
-        }
-        let releases: Vec<Release> = builder
-            .build()
-            .and_then(|l| l.fetch())
-            .map_err(|e| UpdateError::Source {
-                source_url: self.describe(),
-                reason: e.to_string(),
-            })?
-            .into_vec();
+        let api = self.config.github_api_url.as_str().trim_end_matches('/');
+        let failed = |e: self_update::Error| UpdateError::Source {
+            source_url: self.describe(),
+            reason: e.to_string(),
+        };
+        // Gitea speaks the same API under /api/v1, but names an asset's
+        // URL `browser_download_url` only: its own backend reads that.
+        let releases = if let Some(host) = api.strip_suffix("/api/v1") {
+            let mut builder = self_update::backends::gitea::ReleaseList::configure();
+            builder
+                .host(host)
+                .repo_owner(self.config.github_owner.clone())
+                .repo_name(self.config.github_repo.clone())
+                .timeout(LIST_TIMEOUT);
+            if !self.config.github_token.is_empty() {
+                builder.auth_token(self.config.github_token.expose());
+            }
+            builder.build().and_then(|l| l.fetch()).map_err(failed)?
+        } else {
+            let mut builder = self_update::backends::github::ReleaseList::configure();
+            builder
+                .repo_owner(self.config.github_owner.clone())
+                .repo_name(self.config.github_repo.clone())
+                .api_base_url(api)
+                .timeout(LIST_TIMEOUT);
+            if !self.config.github_token.is_empty() {
+                builder.auth_token(self.config.github_token.expose());
+            }
+            builder.build().and_then(|l| l.fetch()).map_err(failed)?
+        };
+        let releases: Vec<Release> = releases.into_vec();
         Ok(releases
             .into_iter()
             .filter_map(|release| {
