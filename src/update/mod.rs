@@ -82,17 +82,6 @@ pub enum UpdateError {
     },
 }
 
-impl UpdateError {
-    /// Whether the release itself was refused (as opposed to a failure to
-    /// reach the source or the disk).
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            Self::Verification { .. } | Self::SmokeTest { .. } | Self::Downgrade { .. }
-        )
-    }
-}
-
 /// The binary to update (`update.install_path`, else the running one),
 /// symlinks resolved.
 pub fn installed_exe(config: &Config) -> Result<PathBuf, UpdateError> {

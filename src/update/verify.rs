@@ -115,8 +115,15 @@ pub fn unpack(
             .map_err(|e| failed("archive", e.to_string()))?
             .into_owned();
         let name = path.to_str().unwrap_or_default().trim_start_matches("./");
-        // Only the two known files, flat: nothing can land outside `dir`.
+        // Only the two known files, flat and regular: nothing can land
+        // outside `dir`, and no link can point the swap elsewhere.
         if name == MANIFEST_FILE || name == BINARY_FILE {
+            if !entry.header().entry_type().is_file() {
+                return Err(failed(
+                    "archive",
+                    format!("{name} is not a regular file in the archive"),
+                ));
+            }
             entry
                 .unpack(dir.join(name))
                 .map_err(|e| failed("archive", format!("unpacking {name}: {e}")))?;
