@@ -468,6 +468,55 @@ async fn github_a_signed_release_installs_and_rollback_restores_the_previous_bin
     install.assert_no_leftovers("after rollback");
 }
 
+/// A server that announces the whole archive and sends half of it, then
+/// closes: a transfer cut off mid-way.
+fn cut_off_server(data: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                request.push(byte[0]);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+                data.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&data[..data.len() / 2]);
+            // Dropping the stream closes the connection mid-body.
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_cut_off_midway_is_refused() {
+    let fixture = Fixture::new("upd-cut").await;
+    let install = Install::new();
+    let github = GithubServer::start();
+    let config = install.config(&fixture, &github.update_toml());
+    let (name, data) = good_release("0.2.0", &runs_real_strata());
+    let port = cut_off_server(data.clone());
+    // The listing points the asset at the server that cuts the transfer.
+    github.publish("0.2.0", &[(name.clone(), data)]);
+    let list_path = github.root.path().join("repos/acme/strata/releases");
+    let listing = fs::read_to_string(&list_path).expect("list").replace(
+        &format!("{}/download/v0.2.0/{name}", github.base()),
+        &format!("http://127.0.0.1:{port}/{name}"),
+    );
+    fs::write(&list_path, listing).expect("list");
+
+    let (code, out, err) = install.self_update(&fixture, &config, &["apply", "--yes"]);
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(err.contains(&format!("downloading {name}")), "{err}");
+    install.assert_untouched("cut-off download");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gitea_api_base_is_read_in_gitea_shape() {
     let fixture = Fixture::new("upd-gitea").await;
