@@ -433,6 +433,11 @@ async fn github_a_signed_release_installs_and_rollback_restores_the_previous_bin
         "{report}"
     );
 
+    // A pinned version that is not published is an error, not "up to date".
+    let (code, _, err) = install.self_update(&fixture, &config, &["check", "--version", "9.9.9"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("has no version 9.9.9"), "{err}");
+
     // Without a terminal and without --yes, nothing happens.
     let (code, _, err) = install.self_update(&fixture, &config, &["apply"]);
     assert_eq!(code, Some(1), "{err}");

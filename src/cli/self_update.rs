@@ -16,13 +16,15 @@ pub fn code(error: &UpdateError) -> u8 {
         UpdateError::Source { .. }
         | UpdateError::Download { .. }
         | UpdateError::Database { .. } => exit::DEPENDENCY_UNREACHABLE,
+        // The source answers but lacks the wanted release: never 1, which
+        // `check` uses for "an update is available".
+        UpdateError::NoRelease { .. } => exit::DEPENDENCY_UNFIT,
         UpdateError::Verification { .. }
         | UpdateError::SmokeTest { .. }
         | UpdateError::Downgrade { .. } => exit::UPDATE_REFUSED,
         UpdateError::SchemaGuard { .. } => exit::SCHEMA_REFUSED,
         UpdateError::RolledBack { .. } => exit::UPDATE_ROLLED_BACK,
-        UpdateError::NoRelease { .. }
-        | UpdateError::Install { .. }
+        UpdateError::Install { .. }
         | UpdateError::Package { .. }
         | UpdateError::Restart { .. }
         | UpdateError::NoPrevious { .. } => exit::FAILURE,

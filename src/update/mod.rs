@@ -139,7 +139,13 @@ pub async fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport,
     let layout = Layout::detect(&exe);
     let current = installed_version(config, &exe)?;
     let releases = source.list().await?;
-    let picked = source.pick(wanted).await.ok();
+    let pinned = wanted.is_some() || !config.update.version.is_empty();
+    let picked = match source.pick(wanted).await {
+        Ok(picked) => Some(picked),
+        // A pinned version that is not published is an error, not "up to date".
+        Err(e) if pinned => return Err(e),
+        Err(_) => None,
+    };
     let change = match &picked {
         Some(p) if p.version > current => "upgrade",
         Some(p) if p.version < current => "downgrade",
