@@ -140,7 +140,7 @@ pub async fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport,
     let current = installed_version(config, &exe)?;
     let releases = source.list().await?;
     let pinned = wanted.is_some() || !config.update.version.is_empty();
-    let picked = match source.pick(wanted).await {
+    let picked = match source.pick_from(releases.clone(), wanted) {
         Ok(picked) => Some(picked),
         // A pinned version that is not published is an error, not "up to date".
         Err(e) if pinned => return Err(e),

@@ -214,6 +214,16 @@ impl<'c> Source<'c> {
 
     /// The release to install: `wanted`, else `update.version`, else the newest.
     pub async fn pick(&self, wanted: Option<&str>) -> Result<Available, UpdateError> {
+        let all = self.list().await?;
+        self.pick_from(all, wanted)
+    }
+
+    /// [`Source::pick`] on a listing already fetched.
+    pub fn pick_from(
+        &self,
+        all: Vec<Available>,
+        wanted: Option<&str>,
+    ) -> Result<Available, UpdateError> {
         let wanted = wanted
             .or((!self.config.version.is_empty()).then_some(self.config.version.as_str()))
             .map(|v| {
@@ -222,7 +232,6 @@ impl<'c> Source<'c> {
                 })
             })
             .transpose()?;
-        let all = self.list().await?;
         match wanted {
             Some(version) => all
                 .into_iter()
