@@ -115,3 +115,36 @@ pub fn wait_ready(admin: SocketAddr, timeout: Duration) -> Result<Duration, Stri
     }
     Err(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_command_wins_and_an_inactive_unit_means_no_restart() {
+        let mut config = UpdateConfig {
+            systemd_unit: "strata-no-such-unit-for-tests.service".into(),
+            ..UpdateConfig::default()
+        };
+        assert_eq!(Restarter::choose(&config), Restarter::None);
+        config.restart_command = vec!["/bin/true".into()];
+        assert_eq!(
+            Restarter::choose(&config),
+            Restarter::Command(vec!["/bin/true".into()])
+        );
+    }
+
+    #[test]
+    fn a_failing_or_hanging_restart_is_an_error() {
+        let failing = Restarter::Command(vec!["/bin/false".into()]);
+        let err = failing.restart(Duration::from_secs(10)).unwrap_err();
+        assert!(err.to_string().contains("exited with"), "{err}");
+        let hanging = Restarter::Command(vec!["/bin/sleep".into(), "30".into()]);
+        let err = hanging.restart(Duration::from_secs(1)).unwrap_err();
+        assert!(
+            err.to_string().contains("did not finish within 1s"),
+            "{err}"
+        );
+        assert!(Restarter::None.restart(Duration::from_secs(1)).is_ok());
+    }
+}
