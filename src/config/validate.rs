@@ -49,6 +49,24 @@ impl Config {
                 "must be between 1 and 86400 seconds".into(),
             );
         }
+        if !(2..=3_600).contains(&self.jobs.lease_secs) {
+            bad(
+                "jobs.lease_secs",
+                "must be between 2 and 3600 seconds".into(),
+            );
+        }
+        if !(1..=604_800).contains(&self.jobs.purge_interval_secs) {
+            bad(
+                "jobs.purge_interval_secs",
+                "must be between 1 second and 604800 (a week)".into(),
+            );
+        }
+        if self.jobs.purge_after_days > 3_650 {
+            bad(
+                "jobs.purge_after_days",
+                "must be at most 3650 days (0: purge at the next run)".into(),
+            );
+        }
         if !(1..=60).contains(&self.postgres.migration_lock_timeout_secs) {
             bad(
                 "postgres.migration_lock_timeout_secs",

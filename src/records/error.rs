@@ -15,6 +15,10 @@ pub enum RecordError {
     /// PostgreSQL refused a status change (SQLSTATE ST409).
     #[error("illegal transition from {:?} to {}", .0.from, .0.to)]
     IllegalTransition(IllegalTransition),
+    /// A field's value is refused before it reaches PostgreSQL (or a
+    /// reference it holds does not resolve within the tenant).
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
     /// A unique constraint (23505).
     #[error("conflict: {message}")]
     Conflict {
@@ -58,7 +62,9 @@ impl From<sqlx::Error> for RecordError {
             };
         }
         match code.as_str() {
-            "23505" => RecordError::Conflict {
+            // object_not_in_prerequisite_state: an accepted (immutable)
+            // contract.
+            "23505" | "55000" => RecordError::Conflict {
                 constraint,
                 message,
             },

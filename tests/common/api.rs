@@ -41,9 +41,19 @@ impl Api {
     /// `strata serve` on a fresh fixture, with extra `STRATA_*` settings;
     /// returns once it notified READY=1.
     pub async fn start(tag: &str, env: &[(&str, &str)]) -> Api {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Api::start_with(tag, |_| env).await
+    }
+
+    /// [`Api::start`] with settings that depend on the fixture (e.g. its
+    /// database behind a relay).
+    pub async fn start_with(tag: &str, env: impl FnOnce(&Fixture) -> Vec<(String, String)>) -> Api {
         let fixture = Fixture::new(tag).await;
         let mut command = fixture.strata(&["serve"]);
-        command.envs(env.iter().copied());
+        command.envs(env(&fixture));
         let mut served = Served::start(command, fixture.admin_addr(), fixture.api_addr());
         assert!(
             served.wait_notification("READY=1", BOOT),

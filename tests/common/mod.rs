@@ -11,6 +11,7 @@ pub mod logged;
 pub mod outage;
 pub mod relay;
 pub mod serve;
+pub mod tools;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output};

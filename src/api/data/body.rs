@@ -70,6 +70,20 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], max_depth: u32) -> Result<T, Pro
             format!("the body is not valid JSON: {inner}"),
         )
     };
+    // Every body is an object: serde would also read a struct from an
+    // array of its fields in order (`[null, null]`), which no client means.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b == b'[') {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the body must be a JSON object",
+        )
+        .with_errors(vec![crate::api::problem::FieldError {
+            field: String::new(),
+            message: "must be a JSON object".to_string(),
+        }]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -133,6 +147,18 @@ mod tests {
     #[allow(dead_code)]
     struct Thing {
         kind: String,
+    }
+
+    #[test]
+    fn an_array_is_not_a_body_even_if_serde_could_read_it() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct AllOptional {
+            a: Option<String>,
+        }
+        let refused = parse::<AllOptional>(b" [null]", 8).expect_err("refused");
+        assert_eq!(refused.code, "validation_failed");
+        assert!(parse::<AllOptional>(b"{}", 8).is_ok());
     }
 
     #[test]

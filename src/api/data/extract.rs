@@ -8,6 +8,8 @@ use axum::http::{Method, StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 use super::DataState;
 use crate::api::auth::bearer_token;
@@ -191,15 +193,71 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             return Ok(IfMatch::Any);
         }
         // Only one strong tag: weak tags never match for If-Match (RFC 9110
-        // section 13.1.1), a list would be a client that lost track.
+        // section 13.1.1), a list would be a client that lost track. A
+        // malformed header is a bad request (400), not a stale version (412).
         match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            Some(tag) if !tag.is_empty() && !tag.contains('"') => Ok(IfMatch::Tag(tag.to_string())),
+            Some(tag) if !tag.is_empty() && tag.bytes().all(is_etagc) => {
+                Ok(IfMatch::Tag(tag.to_string()))
+            }
             _ => Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
+                StatusCode::BAD_REQUEST,
+                "invalid_if_match",
                 "If-Match must be one strong ETag as sent by strata (\"...\") or *",
-            )),
+            )
+            .with_errors(vec![crate::api::problem::FieldError {
+                field: "If-Match".to_string(),
+                message: "not one strong ETag or *".to_string(),
+            }])),
         }
+    }
+}
+
+/// A character of an entity tag (RFC 9110 `etagc`, without obs-text).
+fn is_etagc(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x7e).contains(&b)
+}
+
+/// What [`IfMatch`] accepts, for the document: `*` or one strong ETag.
+pub const IF_MATCH_PATTERN: &str = r#"^(\*|"[!#-~]+")$"#;
+
+fn if_match_parameter(required: bool, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name("If-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(IF_MATCH_PATTERN)),
+        ))
+        .build()
+}
+
+/// Documents an optional `If-Match` (`params(RecordPath, IfMatch)`).
+impl IntoParams for IfMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![if_match_parameter(
+            false,
+            "If sent: the ETag last read (or *); a stale one is 412",
+        )]
+    }
+}
+
+/// Documents a required `If-Match` (`params(RecordPath, IfMatchRequired)`);
+/// the handler extracts [`IfMatch`] and calls [`IfMatch::required`].
+pub struct IfMatchRequired;
+
+impl IntoParams for IfMatchRequired {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![if_match_parameter(
+            true,
+            "The ETag last read, or *; 428 without it, 412 if stale",
+        )]
     }
 }
 
@@ -264,5 +322,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let QueryParams(paging) = QueryParams::<Paging>::from_request_parts(parts, state).await?;
         Ok(paging)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn if_match(value: &str) -> Result<IfMatch, Problem> {
+        let request = axum::http::Request::builder()
+            .header(header::IF_MATCH, value)
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        IfMatch::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn if_match_is_star_or_one_strong_tag_else_400() {
+        assert_eq!(if_match("*").await.expect("*"), IfMatch::Any);
+        assert_eq!(
+            if_match("\"01ABC-3\"").await.expect("tag"),
+            IfMatch::Tag("01ABC-3".into())
+        );
+        for bad in ["abc", "\"\"", "\"a b\"", "W/\"x\"", "\"a\", \"b\"", "null"] {
+            let refused = if_match(bad).await.expect_err(bad);
+            assert_eq!(
+                (refused.status, refused.code.as_str()),
+                (400, "invalid_if_match")
+            );
+        }
     }
 }

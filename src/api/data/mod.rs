@@ -2,21 +2,24 @@
 //! by the OpenAPI 3.1 document served at `/v1/openapi.json`.
 //!
 //! Routes are registered only through `utoipa_axum::routes!`, so a route
-//! cannot exist without its entry in the document. Each collection is a
-//! folder (`activities/`) with one file per operation and a `json.rs` of its
-//! wire types; handlers are thin: the [`extract::Work`] extractor
-//! authenticates and opens the request's transaction (tenant set for
-//! row-level security), `crate::records` does the work, the handler maps
-//! the result to a view.
+//! cannot exist without its entry in the document. The route table is
+//! [`collections`]: each collection invokes the operation macros of [`ops`]
+//! over its description in `crate::records::collections`; the generic
+//! operations live in [`collection`]. Handlers are thin: the
+//! [`extract::Work`] extractor authenticates and opens the request's
+//! transaction (tenant set for row-level security), `crate::records` does
+//! the work.
 //!
 //! The listener opens at the start of the boot so that clients get a clear
 //! 503 with `Retry-After` (not a refused connection) while dependencies are
 //! checked and the schema is upgraded.
 
-pub mod activities;
 pub mod body;
+pub mod collection;
+pub mod collections;
 pub mod extract;
 pub mod openapi;
+pub mod ops;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -74,7 +77,7 @@ impl DataState {
 
 /// Every route of the data API with its OpenAPI document.
 pub fn routes() -> OpenApiRouter<DataState> {
-    OpenApiRouter::with_openapi(openapi::base()).merge(activities::routes())
+    OpenApiRouter::with_openapi(openapi::base()).merge(collections::routes())
 }
 
 /// The OpenAPI document of [`routes`], as served.
