@@ -819,6 +819,25 @@ async fn the_schema_guard_and_the_downgrade_rule() {
         install.bytes(),
         release_binary("0.0.9", &runs_real_strata())
     );
+
+    // Rollback is guarded too: the database now has a migration the previous
+    // binary could not serve on (as if the new version had applied it).
+    pretend_newer_migration(&fixture, false).await;
+    let (code, out, err) = install.self_update(&fixture, &config, &["rollback"]);
+    assert_eq!(code, Some(5), "{out}\n{err}");
+    assert!(err.contains("schema guard"), "{err}");
+    assert_eq!(
+        install.bytes(),
+        release_binary("0.0.9", &runs_real_strata()),
+        "a refused rollback changes nothing"
+    );
+    pretend_newer_migration(&fixture, true).await;
+    let (code, out, err) = install.self_update(&fixture, &config, &["rollback"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        install.bytes() == install.original,
+        "the previous binary is back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -170,8 +170,24 @@ pub fn smoke_test(binary: &Path, expected: &str) -> Result<(), UpdateError> {
 
 /// The version `binary version --json` reports (bounded in time).
 pub fn reported_version(binary: &Path) -> Result<String, String> {
+    let reported: serde_json::Value = run_json(binary, &["version", "--json"])?;
+    reported
+        .get("version")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| "`version --json` names no version".to_string())
+}
+
+/// The release manifest a strata binary embeds (`self-update manifest`).
+pub fn binary_manifest(binary: &Path) -> Result<super::manifest::Manifest, String> {
+    run_json(binary, &["self-update", "manifest"])
+}
+
+/// Runs `binary ARGS` (bounded in time) and parses what it prints.
+fn run_json<T: serde::de::DeserializeOwned>(binary: &Path, args: &[&str]) -> Result<T, String> {
+    let shown = args.join(" ");
     let mut child = Command::new(binary)
-        .args(["version", "--json"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -185,7 +201,7 @@ pub fn reported_version(binary: &Path) -> Result<String, String> {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "`version --json` did not finish within {}s",
+                    "`{shown}` did not finish within {}s",
                     SMOKE_TIMEOUT.as_secs()
                 ));
             }
@@ -196,18 +212,13 @@ pub fn reported_version(binary: &Path) -> Result<String, String> {
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     if !output.status.success() {
         return Err(format!(
-            "`version --json` exited with {}: {}",
+            "`{shown}` exited with {}: {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let reported: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("`version --json` did not print JSON: {e}"))?;
-    reported
-        .get("version")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| "`version --json` names no version".to_string())
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("`{shown}` did not print what was expected: {e}"))
 }
 
 pub fn previous_of(exe: &Path) -> PathBuf {

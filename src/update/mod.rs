@@ -355,6 +355,7 @@ async fn install_staged(
             ));
             let after = roll_back_layout(config, layout, current, say)
                 .await
+                .map_err(|e| e.to_string())
                 .and_then(|()| {
                     restart_after_install(layout, &restarter, timeout).map_err(|e| e.to_string())
                 })
@@ -437,34 +438,53 @@ fn record_previous(layout: &Layout, version: &semver::Version) {
     let _ = std::fs::write(previous_version_file(layout), version.to_string());
 }
 
+/// Puts the previous version back, after the schema guard agreed that it
+/// can serve on the database as it is now (the new version may have
+/// migrated it at its start).
 async fn roll_back_layout(
     config: &Config,
     layout: &Layout,
     previous: &semver::Version,
     say: &dyn Fn(&str),
-) -> Result<(), String> {
+) -> Result<(), UpdateError> {
     match layout {
         Layout::Tarball { exe } => {
-            let work =
-                install::fresh_staging(&layout.staging(), "rollback").map_err(|e| e.to_string())?;
-            let result = install::swap_back(exe, &work).map_err(|e| e.to_string());
+            let path = install::previous_of(exe);
+            if !path.exists() {
+                return Err(UpdateError::NoPrevious {
+                    path: path.display().to_string(),
+                });
+            }
+            match install::binary_manifest(&path) {
+                Ok(manifest) => {
+                    say("schema guard: can the previous binary serve on this database?");
+                    let history = guard::database_history(config).await?;
+                    guard::check(&manifest, &history)?;
+                }
+                // A binary from before self-update cannot say; the operator
+                // installed it by hand, and its own boot still refuses.
+                Err(e) => say(&format!(
+                    "schema guard skipped: {} does not print its manifest ({e})",
+                    path.display()
+                )),
+            }
+            let work = install::fresh_staging(&layout.staging(), "rollback")?;
+            let result = install::swap_back(exe, &work);
             let _ = std::fs::remove_dir_all(&work);
             result
         }
         Layout::Package { manager, .. } => {
-            let source = Source::new(&config.update).map_err(|e| e.to_string())?;
-            let release = source
-                .pick(Some(&previous.to_string()))
-                .await
-                .map_err(|e| e.to_string())?;
-            let staged = stage(&source, release, layout, config, say)
-                .await
-                .map_err(|e| e.to_string())?;
-            let result = match fetch_package(&source, &staged, *manager, say).await {
-                Ok(file) => install::install_package(*manager, &file, true),
-                Err(e) => Err(e),
+            let source = Source::new(&config.update)?;
+            let release = source.pick(Some(&previous.to_string())).await?;
+            let staged = stage(&source, release, layout, config, say).await?;
+            let result = async {
+                say("schema guard: can the previous version serve on this database?");
+                let history = guard::database_history(config).await?;
+                guard::check(&staged.unpacked.manifest, &history)?;
+                let file = fetch_package(&source, &staged, *manager, say).await?;
+                install::install_package(*manager, &file, true)
             }
-            .map_err(|e| e.to_string());
+            .await;
             let _ = std::fs::remove_dir_all(&staged.work);
             result
         }
@@ -485,17 +505,9 @@ pub async fn rollback(config: &Config, say: &dyn Fn(&str)) -> Result<RolledBack,
     let layout = Layout::detect(&installed_exe(config)?);
     let restored = match &layout {
         Layout::Tarball { exe } => {
-            let previous = install::previous_of(exe);
-            if !previous.exists() {
-                return Err(UpdateError::NoPrevious {
-                    path: previous.display().to_string(),
-                });
-            }
-            let work = install::fresh_staging(&layout.staging(), "rollback")?;
-            let result = install::swap_back(exe, &work);
-            let _ = std::fs::remove_dir_all(&work);
-            result?;
-            previous.display().to_string()
+            // The version does not matter here: the previous binary is on disk.
+            roll_back_layout(config, &layout, &semver::Version::new(0, 0, 0), say).await?;
+            install::previous_of(exe).display().to_string()
         }
         Layout::Package { .. } => {
             let file = previous_version_file(&layout);
@@ -506,12 +518,7 @@ pub async fn rollback(config: &Config, say: &dyn Fn(&str)) -> Result<RolledBack,
                 semver::Version::parse(text.trim()).map_err(|_| UpdateError::NoPrevious {
                     path: file.display().to_string(),
                 })?;
-            roll_back_layout(config, &layout, &version, say)
-                .await
-                .map_err(|reason| UpdateError::Install {
-                    step: format!("reinstalling {version}"),
-                    reason,
-                })?;
+            roll_back_layout(config, &layout, &version, say).await?;
             version.to_string()
         }
     };
