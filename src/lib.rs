@@ -11,4 +11,5 @@ pub mod retry;
 pub mod schema;
 pub mod stores;
 pub mod transfer;
+pub mod update;
 pub mod version;

@@ -13,6 +13,12 @@ pub const DEPENDENCY_UNREACHABLE: u8 = 3;
 pub const DEPENDENCY_UNFIT: u8 = 4;
 pub const SCHEMA_REFUSED: u8 = 5;
 pub const CANNOT_LISTEN: u8 = 6;
+/// `self-update`: the release was refused (signature, completeness,
+/// manifest, smoke test, downgrade); nothing was installed.
+pub const UPDATE_REFUSED: u8 = 7;
+/// `self-update`: the new version was installed but not ready in time and
+/// was rolled back.
+pub const UPDATE_ROLLED_BACK: u8 = 8;
 /// A thread panicked (a bug); the log holds the panic event. Rust's own
 /// code for a panicking `main`, so every panic ends the same way.
 pub const PANIC: u8 = 101;
@@ -61,6 +67,8 @@ mod tests {
             DEPENDENCY_UNFIT,
             SCHEMA_REFUSED,
             CANNOT_LISTEN,
+            UPDATE_REFUSED,
+            UPDATE_ROLLED_BACK,
             PANIC,
         ];
         let unique: std::collections::BTreeSet<_> = codes.iter().collect();

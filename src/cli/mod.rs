@@ -6,6 +6,7 @@ mod check;
 mod config_cmd;
 pub mod exit;
 mod migrate;
+mod self_update;
 mod serve;
 mod tenant;
 mod token;
@@ -28,6 +29,8 @@ Exit codes:
   4  a dependency answers but is unfit (version, privileges, Object Lock)
   5  the schema upgrade was refused (changed migration, newer database)
   6  a listener could not be opened
+  7  self-update: the release was refused (signature, truncated, manifest, smoke test, downgrade)
+  8  self-update: the new version was not ready in time and was rolled back
 101  strata panicked (a bug; the log has the panic event)";
 
 #[derive(Debug, Parser)]
@@ -69,11 +72,51 @@ pub enum Command {
     /// The admin token, and the data API's service tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Update strata from signed releases (GitHub-compatible API or S3), with rollback
+    #[command(subcommand, name = "self-update")]
+    SelfUpdate(SelfUpdateCommand),
     /// Print version, git commit, build date and the embedded schema versions
     Version {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SelfUpdateCommand {
+    /// Compare this binary with the release source; exit 0 when up to date, 1 when an update is available
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// Compare with this version instead of the newest (or update.version)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download, verify (signature, manifest, schema guard, smoke test), install, restart, wait for /readyz
+    #[command(after_help = EXIT_CODES)]
+    Apply {
+        /// Install this version instead of the newest (or update.version)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// Allow installing an older version (the schema guard still applies)
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Do not ask for confirmation (required without a terminal)
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the previous binary back and restart
+    #[command(after_help = EXIT_CODES)]
+    Rollback {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print this binary's release manifest (used by scripts/release)
+    #[command(hide = true)]
+    Manifest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +240,31 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Version { json } => version_cmd::run(json),
+        Command::SelfUpdate(SelfUpdateCommand::Manifest) => self_update::manifest(),
+        Command::SelfUpdate(SelfUpdateCommand::Check { version, json }) => {
+            with_config(&cli.config, |config| {
+                block_on(self_update::check(config, version, json))
+            })
+        }
+        Command::SelfUpdate(SelfUpdateCommand::Apply {
+            version,
+            allow_downgrade,
+            yes,
+            json,
+        }) => with_config(&cli.config, |config| {
+            block_on(self_update::apply(
+                config,
+                version,
+                allow_downgrade,
+                yes,
+                json,
+            ))
+        }),
+        Command::SelfUpdate(SelfUpdateCommand::Rollback { json }) => {
+            with_config(&cli.config, |config| {
+                block_on(self_update::rollback(config, json))
+            })
+        }
         Command::Token(TokenCommand::New) => token::new(),
         Command::Token(TokenCommand::Create {
             scope,

@@ -20,6 +20,7 @@ pub struct Config {
     pub boot: BootConfig,
     pub log: LogConfig,
     pub jobs: JobsConfig,
+    pub update: UpdateConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +306,104 @@ impl Default for LogConfig {
             directory: PathBuf::from("/var/log/strata"),
             rotation: LogRotation::Daily,
             max_files: 14,
+        }
+    }
+}
+
+/// Where `strata self-update` finds releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateSourceKind {
+    /// Self-update is off: the commands say how to turn it on.
+    None,
+    /// A GitHub-compatible releases API (GitHub, GitHub Enterprise, Gitea).
+    Github,
+    /// A bucket on an S3-compatible endpoint (MinIO, Ceph): air-gapped sites.
+    S3,
+}
+
+/// Which releases `self-update` considers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateChannel {
+    /// Releases without a semver pre-release part (`1.2.3`).
+    Stable,
+    /// Pre-releases too (`1.3.0-rc.1`).
+    Prerelease,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateConfig {
+    pub source: UpdateSourceKind,
+    pub channel: UpdateChannel,
+    /// Install exactly this version (empty: the newest of the channel).
+    #[serde(deserialize_with = "lenient_string")]
+    pub version: String,
+    /// Extra ed25519 public keys (64 hex digits each) trusted besides the
+    /// compiled-in release keys; none of those can be removed.
+    pub trusted_keys: Vec<String>,
+    /// The strata binary to update (a tarball install's `bin/strata`);
+    /// empty: the binary that runs `self-update`.
+    pub install_path: PathBuf,
+    /// The systemd unit restarted after an install, when it is active.
+    #[serde(deserialize_with = "lenient_string")]
+    pub systemd_unit: String,
+    /// Instead of `systemctl restart <systemd_unit>`: this command (program
+    /// and arguments) restarts strata, for other supervisors.
+    pub restart_command: Vec<String>,
+    /// How long the restarted strata has to answer `/readyz` with 200
+    /// before the update is rolled back.
+    pub ready_timeout_secs: u64,
+    /// The largest release archive or package downloaded.
+    pub max_download_bytes: u64,
+    /// `github`: the API base: `https://api.github.com`,
+    /// `https://ghe.example/api/v3`, or a Gitea's `https://gitea.example/api/v1`.
+    pub github_api_url: Url,
+    #[serde(deserialize_with = "lenient_string")]
+    pub github_owner: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub github_repo: String,
+    /// `github`: a token for private repositories (sent only to the API's host).
+    pub github_token: Secret,
+    /// `s3`: the endpoint (path-style addressing, as MinIO and Ceph serve).
+    pub s3_endpoint: Url,
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_bucket: String,
+    /// `s3`: key prefix of the releases inside the bucket, e.g. `strata/`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_prefix: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Secret,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        Self {
+            source: UpdateSourceKind::None,
+            channel: UpdateChannel::Stable,
+            version: String::new(),
+            trusted_keys: Vec::new(),
+            install_path: PathBuf::new(),
+            systemd_unit: "strata.service".into(),
+            restart_command: Vec::new(),
+            ready_timeout_secs: 1800,
+            max_download_bytes: 512 * 1024 * 1024,
+            github_api_url: Url::parse("https://api.github.com")
+                .expect("the default API URL is a valid URL"),
+            github_owner: String::new(),
+            github_repo: String::new(),
+            github_token: Secret::default(),
+            s3_endpoint: Url::parse("http://127.0.0.1:9000")
+                .expect("the default endpoint is a valid URL"),
+            s3_bucket: String::new(),
+            s3_prefix: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
         }
     }
 }

@@ -4,7 +4,7 @@ use figment::Figment;
 use url::Url;
 
 use super::error::{ConfigError, InvalidKey, source_of};
-use super::model::{Config, LogTarget};
+use super::model::{Config, LogTarget, UpdateSourceKind};
 
 impl Config {
     /// Checks what types alone cannot: URL schemes, ranges, names.
@@ -202,10 +202,102 @@ impl Config {
             );
         }
 
+        self.validate_update(&mut bad);
+
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+impl Config {
+    fn validate_update(&self, bad: &mut impl FnMut(&str, String)) {
+        let update = &self.update;
+        for (i, key) in update.trusted_keys.iter().enumerate() {
+            if let Err(reason) = crate::update::keys::parse_public_key(key) {
+                bad(&format!("update.trusted_keys.{i}"), reason);
+            }
+        }
+        if !(1..=86_400).contains(&update.ready_timeout_secs) {
+            bad(
+                "update.ready_timeout_secs",
+                "must be between 1 and 86400 seconds".into(),
+            );
+        }
+        if !(1024 * 1024..=8 * 1024 * 1024 * 1024).contains(&update.max_download_bytes) {
+            bad(
+                "update.max_download_bytes",
+                "must be between 1048576 (1 MiB) and 8589934592 (8 GiB)".into(),
+            );
+        }
+        if !update.install_path.as_os_str().is_empty() && !update.install_path.is_absolute() {
+            bad("update.install_path", "must be an absolute path".into());
+        }
+        if update.systemd_unit.trim().is_empty() {
+            bad("update.systemd_unit", "must not be empty".into());
+        }
+        if update
+            .restart_command
+            .first()
+            .is_some_and(|program| program.trim().is_empty())
+        {
+            bad(
+                "update.restart_command",
+                "the first element is the program and must not be empty".into(),
+            );
+        }
+        if !update.version.is_empty()
+            && semver::Version::parse(update.version.trim_start_matches('v')).is_err()
+        {
+            bad(
+                "update.version",
+                "must be a semantic version such as 1.2.3 (or empty for the newest)".into(),
+            );
+        }
+        match update.source {
+            UpdateSourceKind::None => {}
+            UpdateSourceKind::Github => {
+                check_scheme(
+                    bad,
+                    "update.github_api_url",
+                    &update.github_api_url,
+                    &["http", "https"],
+                );
+                for (key, value) in [
+                    ("update.github_owner", &update.github_owner),
+                    ("update.github_repo", &update.github_repo),
+                ] {
+                    if value.trim().is_empty() {
+                        bad(key, "required when update.source = \"github\"".into());
+                    } else if value.contains('/') {
+                        bad(key, "must not contain '/'".into());
+                    }
+                }
+            }
+            UpdateSourceKind::S3 => {
+                check_scheme(
+                    bad,
+                    "update.s3_endpoint",
+                    &update.s3_endpoint,
+                    &["http", "https"],
+                );
+                if let Err(reason) = validate_bucket_name(&update.s3_bucket) {
+                    bad("update.s3_bucket", reason);
+                }
+                if update.s3_region.trim().is_empty() {
+                    bad("update.s3_region", "must not be empty".into());
+                }
+                if update.s3_access_key_id.is_empty() != update.s3_secret_access_key.is_empty() {
+                    bad(
+                        "update.s3_secret_access_key",
+                        "update.s3_access_key_id and update.s3_secret_access_key must be set \
+                         together"
+                            .into(),
+                    );
+                }
+            }
         }
     }
 }
