@@ -550,6 +550,14 @@ pub fn spawn_health_monitor(
                 health.record_ping(dependency, stores.address(dependency), &result);
             }
             stores.postgres.record_pool_metrics();
+            if let (Some(m), Ok(backlog)) = (
+                crate::ops::metrics::metrics(),
+                crate::audit::drain::backlog(&stores.postgres).await,
+            ) {
+                m.outbox_backlog
+                    .with_label_values(&["audit"])
+                    .set(backlog.rows);
+            }
         }
     })
 }

@@ -118,6 +118,17 @@ async fn metrics_are_valid_and_move_under_traffic_without_refs_in_labels() {
             &[route, "method=\"POST\""]
         ) >= 3.0
     );
+    // The health monitor (every second in tests) reports the pools and the
+    // audit outbox's backlog.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut text = after.clone();
+    while !(text.contains("strata_outbox_backlog{outbox=\"audit\"}")
+        && text.contains("strata_postgres_pool_connections{pool=\"serving\""))
+    {
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
     // No tenant and no record ref in any label.
     assert!(!after.contains(&tenant), "a tenant ref in a label");
     for r in &refs {

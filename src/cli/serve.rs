@@ -94,7 +94,8 @@ async fn serve(config: Config, reload: Reload, stop: Stop) -> Result<(), BootErr
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_listener = api::bind("admin API", config.admin.listen).await?;
     let data_listener = api::bind("data API", config.api.listen).await?;
-    let admin_state = admin::AdminState::new(health.clone(), &config.admin.token_sha256, build);
+    let admin_state = admin::AdminState::new(health.clone(), &config.admin.token_sha256, build)
+        .with_config(&config);
     let admin_router = admin::router(admin_state.clone());
     let data_state = data::DataState::new(health.clone(), &config.api);
     let data_router = data::router(data_state.clone());
@@ -229,6 +230,7 @@ async fn boot_and_serve(
     let lease_ttl = Duration::from_secs(config.jobs.lease_secs);
     let lease = |name| jobs::Lease::new(stores.postgres.clone(), name, instance.clone(), lease_ttl);
     let (live_tx, live) = watch::channel(Arc::new(config.clone()));
+    admin_state.set_live_config(live.clone());
     running.tasks.push((
         "tenant purge",
         tokio::spawn(jobs::run_forever(

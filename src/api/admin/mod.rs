@@ -13,6 +13,7 @@
 //! `/admin/openapi.json` (kept apart from the data API's `/v1/openapi.json`).
 
 mod body;
+mod ops;
 mod tenants;
 mod tokens;
 
@@ -56,6 +57,9 @@ pub struct AdminState {
     pub build: BuildInfo,
     /// Set once the stores are ready (the listener serves before that).
     postgres: Arc<OnceLock<Postgres>>,
+    /// The configuration at start, and the live one once serving (SIGHUP).
+    initial_config: Arc<crate::config::Config>,
+    live_config: Arc<OnceLock<crate::ops::reload::Live>>,
 }
 
 impl AdminState {
@@ -65,6 +69,27 @@ impl AdminState {
             token_sha256: Arc::from(token_sha256),
             build,
             postgres: Arc::new(OnceLock::new()),
+            initial_config: Arc::new(crate::config::Config::default()),
+            live_config: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The configuration to show until serving starts.
+    pub fn with_config(mut self, config: &crate::config::Config) -> Self {
+        self.initial_config = Arc::new(config.clone());
+        self
+    }
+
+    /// Hands the live configuration (replaced by SIGHUP reloads) over.
+    pub fn set_live_config(&self, live: crate::ops::reload::Live) {
+        let _ = self.live_config.set(live);
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<crate::config::Config> {
+        match self.live_config.get() {
+            Some(live) => live.borrow().clone(),
+            None => self.initial_config.clone(),
         }
     }
 
@@ -122,6 +147,9 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(ops::migrations))
+        .routes(routes!(ops::config))
+        .routes(routes!(ops::jobs))
 }
 
 /// The admin API's OpenAPI document, as served.
@@ -216,6 +244,9 @@ struct Status {
     dependencies: BTreeMap<Dependency, DependencyStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<SchemaReport>,
+    /// How long MongoDB keeps the log collections (days, from the
+    /// configuration in force; applied as TTL indexes at boot and reload).
+    ttl_days: BTreeMap<&'static str, u32>,
 }
 
 #[utoipa::path(
@@ -233,6 +264,17 @@ async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
         uptime_secs: state.health.uptime().as_secs(),
         dependencies: state.health.dependencies(),
         schema: state.health.schema(),
+        ttl_days: {
+            let config = state.config();
+            BTreeMap::from([
+                ("tool_call_logs", config.mongo.tool_call_logs_ttl_days),
+                (
+                    "integration_payloads",
+                    config.mongo.integration_payloads_ttl_days,
+                ),
+                ("entity_diffs", config.mongo.entity_diffs_ttl_days),
+            ])
+        },
     })
 }
 
