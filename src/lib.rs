@@ -2,6 +2,7 @@ pub mod api;
 pub mod boot;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod domain;
 pub mod ops;
 pub mod records;

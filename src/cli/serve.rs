@@ -169,6 +169,11 @@ async fn boot_and_serve(
         }
         Some(result) => result?,
     };
+    data_state.set_content(crate::content::Content::new(
+        &stores,
+        &config.content,
+        &config.s3,
+    ));
     data_state.set_postgres(stores.postgres.clone());
     health.set_step(
         Step::Listen,

@@ -1,0 +1,444 @@
+//! The split pattern over HTTP: thin handlers in front of
+//! [`crate::content`]. A write authenticates and checks the record in one
+//! short transaction, streams the body to S3 and MongoDB with no
+//! PostgreSQL connection held, then writes the pointer and moves the state
+//! machine in a second transaction (the token is checked again there).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::DataState;
+use super::collection::problem;
+use super::extract::{RecordPath, TenantPath, Work};
+use crate::api::auth::bearer_token;
+use crate::api::problem::Problem;
+use crate::content::outputs::{self, OutputDocument, WRITABLE_FROM};
+use crate::content::{Content, ContentError, Step, checkpoint, essence};
+use crate::records::auth;
+use crate::records::collections::activities::{Activity, TABLE};
+use crate::records::table;
+use crate::stores::postgres::Postgres;
+
+/// Seconds a client is told to wait after a transient store failure.
+const RETRY_AFTER_SECS: u32 = 1;
+
+pub fn routes() -> OpenApiRouter<DataState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_output, get_output))
+        .routes(routes!(output_url))
+}
+
+/// The problem for a split-path failure.
+pub fn content_problem(error: ContentError) -> Problem {
+    match error {
+        ContentError::TooLarge { limit } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than the {limit} bytes accepted here"),
+        ),
+        ContentError::UnsupportedType { given, accepted } => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("{given:?} is not accepted here; send one of {accepted}"),
+        ),
+        ContentError::Body(reason) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "incomplete_body",
+            format!("the body could not be read to its end: {reason}"),
+        ),
+        ContentError::NotFound(what) => Problem::not_found(what),
+        ContentError::RangeNotSatisfiable => Problem::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            "the range lies outside the content",
+        ),
+        ContentError::Unavailable(reason) => {
+            tracing::warn!(%reason, "store unavailable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "a store is unavailable; no pointer was written, retry later",
+            )
+            .with_retry_after(RETRY_AFTER_SECS)
+        }
+        ContentError::Store(reason) => {
+            tracing::error!(%reason, "store error");
+            Problem::internal()
+        }
+        ContentError::Fault(step) => {
+            tracing::error!(step, "injected fault");
+            Problem::internal()
+        }
+    }
+}
+
+/// The caller of a split write: the token and tenant, checked each time a
+/// transaction is opened with [`Caller::begin`].
+pub struct Caller {
+    token: String,
+    pub tenant_ref: String,
+    pg: Postgres,
+}
+
+impl FromRequestParts<DataState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &DataState) -> Result<Self, Problem> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| Problem::unauthorized("missing bearer token"))?
+            .to_string();
+        let TenantPath { tenant_ref } = TenantPath::from_request_parts(parts, state).await?;
+        Ok(Caller {
+            token,
+            tenant_ref,
+            pg: state.postgres()?.clone(),
+        })
+    }
+}
+
+impl Caller {
+    /// A unit of work for this caller (the token checked again).
+    pub async fn begin(&self) -> Result<Work, Problem> {
+        let session = auth::begin(&self.pg, &self.token, &self.tenant_ref, false).await?;
+        Ok(Work {
+            tx: session.tx,
+            pg: self.pg.clone(),
+            tenant_id: session.tenant_id,
+            tenant_ref: self.tenant_ref.clone(),
+            actor: session.actor,
+        })
+    }
+}
+
+/// An activity's output as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityOutput {
+    /// The output's ref (ULID): the activity's `outputRef`.
+    #[serde(rename = "ref")]
+    pub output_ref: String,
+    pub activity_ref: String,
+    /// `markdown` or `json`.
+    pub format: String,
+    pub content_type: String,
+    pub size: i64,
+    /// SHA-256 (hex) of the bytes; also the content's ETag.
+    pub sha256: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&OutputDocument> for ActivityOutput {
+    fn from(d: &OutputDocument) -> Self {
+        Self {
+            output_ref: d.ref_id.clone(),
+            activity_ref: d.activity_ref.clone(),
+            format: d.format.clone(),
+            content_type: d.content_type(),
+            size: d.size,
+            sha256: d.sha256.clone(),
+            created_at: d.created_at(),
+        }
+    }
+}
+
+/// A pre-signed URL for an output.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputUrl {
+    /// A GET of exactly this output's object, straight from S3.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+fn content_etag(sha256: &str) -> String {
+    format!("\"{sha256}\"")
+}
+
+/// Stores the activity's output (Markdown or JSON) and moves the activity
+/// from running to succeeded with `outputRef` pointing at it, in one
+/// transaction; a succeeded activity gets its output replaced. The body is
+/// streamed to S3 (never held whole); its size is limited by
+/// `content.activity_output_max_bytes`.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenantRef}/activities/{ref}/output",
+    tag = "activities",
+    operation_id = "putActivityOutput",
+    summary = "Store an activity's output; the activity succeeds",
+    params(RecordPath),
+    request_body(
+        description = "The output: Markdown or JSON",
+        content((String = "text/markdown"), ("application/json"))
+    ),
+    responses(
+        (status = 201, description = "Stored; the activity succeeded", body = ActivityOutput, headers(
+            ("Location" = String, description = "The output's URL path"),
+            ("ETag" = String, description = "The SHA-256 of the content"),
+        )),
+        (status = 404, description = "No such activity (or deleted)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The activity is neither running nor succeeded",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the configured limit",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a media type accepted for outputs",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_output(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: RecordPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let content: &Content = state.content()?;
+    let mut work = caller.begin().await?;
+    let activity: Activity = table::get(
+        &work.pg,
+        &mut work.tx,
+        work.tenant_id,
+        &TABLE,
+        &path.record_ref,
+    )
+    .await
+    .map_err(|e| problem(&TABLE, e))?;
+    if !WRITABLE_FROM.contains(&activity.status.as_str()) {
+        let mut refused = Problem::new(
+            StatusCode::CONFLICT,
+            "illegal_transition",
+            format!(
+                "an output is stored for a running (or succeeded) activity; this one is {}",
+                activity.status
+            ),
+        );
+        refused.current_state = Some(activity.status.clone());
+        refused.allowed_states = Some(vec!["succeeded".to_string()]);
+        return Err(refused);
+    }
+    // No PostgreSQL connection is held while the body streams.
+    work.commit().await?;
+
+    let media_type = essence(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    let accepted = &content.config().activity_output_types;
+    if !accepted.contains(&media_type) {
+        return Err(content_problem(ContentError::UnsupportedType {
+            given: media_type,
+            accepted: accepted.join(", "),
+        }));
+    }
+    let limit = content.config().activity_output_max_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(content_problem(ContentError::TooLarge { limit }));
+    }
+    let document = outputs::store(
+        content,
+        &caller.tenant_ref,
+        &path.record_ref,
+        &media_type,
+        body.into_data_stream(),
+    )
+    .await
+    .map_err(content_problem)?;
+
+    let mut work = caller.begin().await?;
+    outputs::point(
+        &work.pg,
+        &mut work.tx,
+        work.tenant_id,
+        &path.record_ref,
+        &document.ref_id,
+        &work.actor.token_name,
+    )
+    .await
+    .map_err(|e| problem(&TABLE, e))?;
+    checkpoint(Step::Pointer).map_err(content_problem)?;
+    work.commit().await?;
+    checkpoint(Step::Committed).map_err(content_problem)?;
+
+    let location = format!(
+        "/v1/tenants/{}/activities/{}/output",
+        caller.tenant_ref, path.record_ref
+    );
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::ETAG, content_etag(&document.sha256))],
+        Json(ActivityOutput::from(&document)),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// The activity's output document, through its pointer (tenant, not deleted).
+async fn output_of(
+    mut work: Work,
+    content: &Content,
+    activity_ref: &str,
+) -> Result<OutputDocument, Problem> {
+    let activity: Activity =
+        table::get(&work.pg, &mut work.tx, work.tenant_id, &TABLE, activity_ref)
+            .await
+            .map_err(|e| problem(&TABLE, e))?;
+    let tenant_ref = work.tenant_ref.clone();
+    work.commit().await?;
+    let output_ref = activity
+        .output_ref
+        .ok_or_else(|| Problem::not_found("the activity has no output"))?;
+    outputs::find(content, &tenant_ref, &output_ref)
+        .await
+        .map_err(content_problem)
+}
+
+/// One `bytes=` range as S3 takes it (`a-b`, `a-`, `-n`); anything else
+/// (several ranges, other units) is ignored and the whole content served,
+/// as RFC 9110 allows.
+fn single_range(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?.trim();
+    let spec = value.strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit()) && s.len() <= 19;
+    let valid = digits(first)
+        && digits(last)
+        && !(first.is_empty() && last.is_empty())
+        && (first.is_empty()
+            || last.is_empty()
+            || first.parse::<u64>().ok()? <= last.parse::<u64>().ok()?);
+    valid.then(|| value.to_string())
+}
+
+/// The output's bytes, streamed through strata with its `Content-Type`,
+/// an `ETag` (the SHA-256) and `Range` support.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenantRef}/activities/{ref}/output",
+    tag = "activities",
+    operation_id = "getActivityOutput",
+    summary = "Read an activity's output (streamed; Range, ETag)",
+    params(
+        RecordPath,
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag held: 304 if unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The content", headers(
+            ("ETag" = String, description = "The SHA-256 of the content"),
+        ), content((String = "text/markdown"), ("application/json"))),
+        (status = 206, description = "The requested range", headers(
+            ("Content-Range" = String, description = "Which bytes"),
+        ), content((String = "text/markdown"), ("application/json"))),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 404, description = "No such activity, deleted, or no output",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range lies outside the content",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_output(
+    State(state): State<DataState>,
+    work: Work,
+    path: RecordPath,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let content = state.content()?;
+    let document = output_of(work, content, &path.record_ref).await?;
+    let etag = content_etag(&document.sha256);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let range = single_range(&headers);
+    let object = content
+        .open(&document.s3_key, range.as_deref())
+        .await
+        .map_err(content_problem)?;
+    let status = if object.content_range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let stream = futures_util::stream::unfold(object.body, |mut body| async move {
+        body.next()
+            .await
+            .map(|chunk| (chunk.map_err(std::io::Error::other), body))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, Some(document.content_type())),
+        (header::ETAG, Some(etag)),
+        (header::ACCEPT_RANGES, Some("bytes".to_string())),
+        (
+            header::CONTENT_LENGTH,
+            object.content_length.map(|n| n.to_string()),
+        ),
+        (header::CONTENT_RANGE, object.content_range),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            out.insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// A pre-signed GET for the output's object, valid for
+/// `content.presign_expiry_secs` (at most an hour), for exactly that key.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenantRef}/activities/{ref}/output/url",
+    tag = "activities",
+    operation_id = "getActivityOutputUrl",
+    summary = "A pre-signed URL of an activity's output",
+    params(RecordPath),
+    responses(
+        (status = 200, description = "The URL and until when it works", body = OutputUrl),
+        (status = 404, description = "No such activity, deleted, or no output",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn output_url(
+    State(state): State<DataState>,
+    work: Work,
+    path: RecordPath,
+) -> Result<Json<OutputUrl>, Problem> {
+    let content = state.content()?;
+    let document = output_of(work, content, &path.record_ref).await?;
+    let presigned = content
+        .presign_get(&document.s3_key)
+        .await
+        .map_err(content_problem)?;
+    Ok(Json(OutputUrl {
+        url: presigned.url,
+        expires_at: presigned.expires_at,
+        content_type: document.content_type(),
+        size: document.size,
+        sha256: document.sha256,
+    }))
+}

@@ -1,0 +1,174 @@
+//! Walks the three stores and reports what the split pattern forbids
+//! (dangling pointers: a PostgreSQL pointer to a missing MongoDB document
+//! or S3 object, a document pointing at a missing object) and what it
+//! tolerates until reclaimed (orphans: objects or documents nothing points
+//! at, left by a write that failed or crashed half-way).
+//!
+//! PostgreSQL is read on the administrative path (every tenant's rows, or
+//! one tenant's with `tenant`), read-only.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use serde::Serialize;
+
+use super::outputs::{self, OutputDocument};
+use super::{Content, ContentError};
+use crate::stores::Failure;
+use crate::stores::postgres::Postgres;
+
+/// A pointer to something missing: must never exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dangling {
+    pub tenant_ref: String,
+    /// Where the pointer is: `postgres:activities/{ref}` or
+    /// `mongo:activity_outputs/{ref}`.
+    pub from: String,
+    /// What is missing: `mongo:activity_outputs/{ref}` or `s3:{key}`.
+    pub missing: String,
+}
+
+/// Something nothing points at. An orphan document's object is not
+/// listed separately: it goes with the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    pub tenant_ref: String,
+    /// `mongo:activity_outputs/{ref}` or `s3:{key}`.
+    pub what: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub dangling: Vec<Dangling>,
+    pub orphans: Vec<Orphan>,
+}
+
+fn of_postgres(error: sqlx::Error) -> ContentError {
+    let detail = format!("PostgreSQL: {error}");
+    if Failure::of_postgres(&error).is_transient() {
+        ContentError::Unavailable(detail)
+    } else {
+        ContentError::Store(detail)
+    }
+}
+
+/// One pass over the stores (all tenants, or one).
+pub async fn scan(
+    pg: &Postgres,
+    content: &Content,
+    tenant: Option<&str>,
+) -> Result<Report, ContentError> {
+    let mut report = Report::default();
+
+    // PostgreSQL pointers: (tenant ref, activity ref, output ref).
+    let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
+    let pointers: Vec<(String, String, String)> = pg
+        .query_as(
+            "SELECT t.ref_id::text, a.ref_id::text, a.output_ref::text \
+             FROM activities a JOIN tenants t ON t.id = a.tenant_id \
+             WHERE a.output_ref IS NOT NULL AND ($1::text IS NULL OR t.ref_id::text = $1)",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(of_postgres)?;
+    tx.rollback().await.map_err(of_postgres)?;
+
+    // MongoDB documents, by (tenant, ref).
+    let filter = match tenant {
+        Some(t) => doc! { "tenantId": t },
+        None => Document::new(),
+    };
+    let documents: Vec<OutputDocument> = content
+        .mongo()
+        .collection::<OutputDocument>(outputs::COLLECTION)
+        .find(filter)
+        .await
+        .map_err(|e| ContentError::of_mongo("scan activity outputs", e))?
+        .try_collect()
+        .await
+        .map_err(|e| ContentError::of_mongo("scan activity outputs", e))?;
+    let by_ref: HashMap<(&str, &str), &OutputDocument> = documents
+        .iter()
+        .map(|d| ((d.tenant_id.as_str(), d.ref_id.as_str()), d))
+        .collect();
+
+    let mut pointed: HashSet<(&str, &str)> = HashSet::new();
+    for (tenant_ref, activity_ref, output_ref) in &pointers {
+        pointed.insert((tenant_ref, output_ref));
+        if !by_ref.contains_key(&(tenant_ref.as_str(), output_ref.as_str())) {
+            report.dangling.push(Dangling {
+                tenant_ref: tenant_ref.clone(),
+                from: format!("postgres:activities/{activity_ref}"),
+                missing: format!("mongo:{}/{output_ref}", outputs::COLLECTION),
+            });
+        }
+    }
+
+    // S3 objects under the prefix(es), by key.
+    let objects = list_objects(content, tenant.map(|t| format!("{t}/"))).await?;
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for document in &documents {
+        referenced.insert(&document.s3_key);
+        if !objects.contains_key(&document.s3_key) {
+            report.dangling.push(Dangling {
+                tenant_ref: document.tenant_id.clone(),
+                from: format!("mongo:{}/{}", outputs::COLLECTION, document.ref_id),
+                missing: format!("s3:{}", document.s3_key),
+            });
+        }
+        if !pointed.contains(&(document.tenant_id.as_str(), document.ref_id.as_str())) {
+            report.orphans.push(Orphan {
+                tenant_ref: document.tenant_id.clone(),
+                what: format!("mongo:{}/{}", outputs::COLLECTION, document.ref_id),
+                created_at: Some(document.created_at()),
+            });
+        }
+    }
+    for (key, modified) in &objects {
+        if !referenced.contains(key.as_str()) {
+            report.orphans.push(Orphan {
+                tenant_ref: key.split('/').next().unwrap_or_default().to_string(),
+                what: format!("s3:{key}"),
+                created_at: *modified,
+            });
+        }
+    }
+    report.dangling.sort_by(|a, b| a.from.cmp(&b.from));
+    report.orphans.sort_by(|a, b| a.what.cmp(&b.what));
+    Ok(report)
+}
+
+/// Every current object of the content bucket under `prefix`, with its
+/// last modification time.
+async fn list_objects(
+    content: &Content,
+    prefix: Option<String>,
+) -> Result<HashMap<String, Option<DateTime<Utc>>>, ContentError> {
+    let mut objects = HashMap::new();
+    let mut pages = content
+        .s3()
+        .list_objects_v2()
+        .bucket(content.bucket())
+        .set_prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| ContentError::of_s3("ListObjectsV2", e))?;
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+                objects.insert(key.to_string(), modified);
+            }
+        }
+    }
+    Ok(objects)
+}
