@@ -514,3 +514,170 @@ async fn a_failed_step_answers_500_and_points_at_nothing() {
     assert_eq!(report.dangling, vec![], "{report:?}");
     assert_eq!(kinds(&report), vec!["mongo"], "{report:?}");
 }
+
+/// Direct uploads: a pre-signed PUT bound to the key, type and size, then a
+/// confirm that checks what S3 holds before any pointer is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_uploads_are_confirmed_against_what_was_declared() {
+    let api = Api::start("content-direct", &[]).await;
+    let tenant = api.tenant("acme").await;
+    let token = api.token(Some(&tenant)).await;
+    let other = api.tenant("globex").await;
+    let other_token = api.token(Some(&other)).await;
+    let activity = running_activity(&api, &tenant, &token).await;
+    let uploads = format!("/v1/tenants/{tenant}/activities/{activity}/output/uploads");
+    let bytes = b"# Uploaded directly\n\nstraight to S3.\n".to_vec();
+    let declared = json!({
+        "contentType": "text/markdown",
+        "size": bytes.len(),
+        "sha256": sha256(&bytes),
+    });
+
+    // Declarations strata refuses.
+    for (bad, field) in [
+        (
+            json!({"contentType": "text/html", "size": 1, "sha256": sha256(b"x")}),
+            "contentType",
+        ),
+        (
+            json!({"contentType": "text/markdown", "size": 1u64 << 40, "sha256": sha256(b"x")}),
+            "size",
+        ),
+        (
+            json!({"contentType": "text/markdown", "size": 1, "sha256": "ABC"}),
+            "sha256",
+        ),
+    ] {
+        let refused = api.post(&uploads, &token, bad).await;
+        assert_problem(&refused, 422, "validation_failed");
+        assert_eq!(refused.body["errors"][0]["field"], field, "{refused:?}");
+    }
+
+    let started = api.post(&uploads, &token, declared.clone()).await;
+    assert_eq!(started.status, 201, "{started:?}");
+    let upload = started.body["ref"].as_str().expect("ref").to_string();
+    let url = started.body["url"].as_str().expect("url").to_string();
+    assert_eq!(started.body["method"], "PUT");
+    assert!(
+        url.contains(&format!(
+            "/{tenant}/activities/{activity}/outputs/{upload}.md"
+        )),
+        "{url}"
+    );
+    let confirm = format!("{uploads}/{upload}/confirm");
+
+    // Never uploaded: nothing to confirm.
+    let early = api.post(&confirm, &token, declared.clone()).await;
+    assert_problem(&early, 409, "upload_missing");
+
+    // S3 refuses a PUT with another content type or another size.
+    let s3 = reqwest::Client::new();
+    let put = |content_type: &str, body: Vec<u8>| {
+        s3.put(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let wrong_type = put("text/plain", bytes.clone()).await.expect("S3");
+    assert_eq!(wrong_type.status(), 403, "content type is signed");
+    let mut longer = bytes.clone();
+    longer.push(b'!');
+    let wrong_size = put("text/markdown", longer).await.expect("S3");
+    assert!(
+        wrong_size.status().is_client_error(),
+        "content length is signed: {}",
+        wrong_size.status()
+    );
+    let early = api.post(&confirm, &token, declared.clone()).await;
+    assert_problem(&early, 409, "upload_missing");
+
+    // The real upload; confirms that declare something else are refused.
+    let uploaded = put("text/markdown", bytes.clone()).await.expect("S3");
+    assert_eq!(uploaded.status(), 200);
+    let mut wrong = declared.clone();
+    wrong["size"] = json!(bytes.len() + 1);
+    let refused = api.post(&confirm, &token, wrong).await;
+    assert_problem(&refused, 422, "upload_mismatch");
+    assert_eq!(refused.body["errors"][0]["field"], "size");
+    let mut wrong = declared.clone();
+    wrong["sha256"] = json!(sha256(b"something else"));
+    let refused = api.post(&confirm, &token, wrong).await;
+    assert_problem(&refused, 422, "upload_mismatch");
+    assert_eq!(refused.body["errors"][0]["field"], "sha256");
+    let foreign = api.post(&confirm, &other_token, declared.clone()).await;
+    assert_problem(&foreign, 404, "not_found");
+    let still = api
+        .get(
+            &format!("/v1/tenants/{tenant}/activities/{activity}"),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        still.body["status"], "running",
+        "no pointer before a good confirm"
+    );
+
+    // The good confirm: the activity succeeds, pointing at the upload.
+    let confirmed = api.post(&confirm, &token, declared.clone()).await;
+    assert_eq!(confirmed.status, 201, "{confirmed:?}");
+    assert_eq!(confirmed.body["ref"], upload.as_str());
+    let record = api
+        .get(
+            &format!("/v1/tenants/{tenant}/activities/{activity}"),
+            &token,
+        )
+        .await;
+    assert_eq!(record.body["status"], "succeeded");
+    assert_eq!(record.body["outputRef"], upload.as_str());
+    let (status, _, read) = get_bytes(
+        &api,
+        &format!("/v1/tenants/{tenant}/activities/{activity}/output"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!((status, read), (200, bytes.clone()));
+    let again = api.post(&confirm, &token, declared.clone()).await;
+    assert_eq!(
+        again.status, 201,
+        "a repeated confirm changes nothing: {again:?}"
+    );
+
+    // Bytes of the declared size but other content: the confirm says so.
+    let second = running_activity(&api, &tenant, &token).await;
+    let second_uploads = format!("/v1/tenants/{tenant}/activities/{second}/output/uploads");
+    let started = api.post(&second_uploads, &token, declared.clone()).await;
+    let second_upload = started.body["ref"].as_str().expect("ref").to_string();
+    let second_url = started.body["url"].as_str().expect("url").to_string();
+    let mut swapped = bytes.clone();
+    swapped.reverse();
+    let uploaded = s3
+        .put(&second_url)
+        .header("content-type", "text/markdown")
+        .body(swapped)
+        .send()
+        .await
+        .expect("S3");
+    assert_eq!(uploaded.status(), 200);
+    let refused = api
+        .post(
+            &format!("{second_uploads}/{second_upload}/confirm"),
+            &token,
+            declared.clone(),
+        )
+        .await;
+    assert_problem(&refused, 422, "upload_mismatch");
+    assert_eq!(refused.body["errors"][0]["field"], "sha256");
+
+    // The unconfirmed upload is an orphan object; nothing dangles.
+    let report = scan(&api, Some(&tenant)).await;
+    assert_eq!(report.dangling, vec![], "{report:?}");
+    let orphans: Vec<&str> = report.orphans.iter().map(|o| o.what.as_str()).collect();
+    assert_eq!(
+        orphans,
+        vec![format!(
+            "s3:{tenant}/activities/{second}/outputs/{second_upload}.md"
+        )],
+        "{report:?}"
+    );
+}

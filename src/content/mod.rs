@@ -55,6 +55,15 @@ pub enum ContentError {
     Unavailable(String),
     #[error("store error: {0}")]
     Store(String),
+    /// A direct upload that was never made (or under another key).
+    #[error("nothing was uploaded under this ref")]
+    UploadMissing,
+    /// A direct upload that differs from what was declared.
+    #[error("{field}: {message}")]
+    Mismatch {
+        field: &'static str,
+        message: String,
+    },
     /// The test-only fault hook fired (see [`checkpoint`]).
     #[error("fault injected after the {0} step")]
     Fault(&'static str),
@@ -161,6 +170,8 @@ pub struct Object {
 #[derive(Debug, Clone)]
 pub struct Presigned {
     pub url: String,
+    /// Headers the request must carry as they are (they are signed).
+    pub headers: Vec<(String, String)>,
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -399,14 +410,23 @@ impl Content {
         }
     }
 
-    /// A pre-signed GET of exactly `key`, valid `content.presign_expiry_secs`.
-    pub async fn presign_get(&self, key: &str) -> Result<Presigned, ContentError> {
+    fn presigning(
+        &self,
+    ) -> Result<(PresigningConfig, chrono::DateTime<chrono::Utc>), ContentError> {
         let expiry = Duration::from_secs(self.config.presign_expiry_secs);
         let config = PresigningConfig::builder()
             .start_time(SystemTime::now())
             .expires_in(expiry)
             .build()
             .map_err(|e| ContentError::Store(format!("presigning: {e}")))?;
+        let expires_at =
+            chrono::Utc::now() + chrono::Duration::from_std(expiry).unwrap_or_default();
+        Ok((config, expires_at))
+    }
+
+    /// A pre-signed GET of exactly `key`, valid `content.presign_expiry_secs`.
+    pub async fn presign_get(&self, key: &str) -> Result<Presigned, ContentError> {
+        let (config, expires_at) = self.presigning()?;
         let request = self
             .s3
             .get_object()
@@ -417,7 +437,100 @@ impl Content {
             .map_err(|e| ContentError::of_s3("presign GetObject", e))?;
         Ok(Presigned {
             url: request.uri().to_string(),
-            expires_at: chrono::Utc::now() + chrono::Duration::from_std(expiry).unwrap_or_default(),
+            headers: signed_headers(&request),
+            expires_at,
+        })
+    }
+
+    /// A pre-signed PUT of exactly `key`, with its content type and length
+    /// in the signature (S3 refuses a PUT that sends other values).
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+    ) -> Result<Presigned, ContentError> {
+        let (config, expires_at) = self.presigning()?;
+        let request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .presigned(config)
+            .await
+            .map_err(|e| ContentError::of_s3("presign PutObject", e))?;
+        Ok(Presigned {
+            url: request.uri().to_string(),
+            headers: signed_headers(&request),
+            expires_at,
+        })
+    }
+
+    /// Checks a directly uploaded object against what was declared: it
+    /// exists, has `size` bytes and the SHA-256 `sha256` (read back and
+    /// hashed by strata: no S3 checksum is trusted). Returns it as stored.
+    pub async fn verify(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<Stored, ContentError> {
+        let head = match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => head,
+            Err(e) if crate::stores::s3::is_not_found(&e) => {
+                return Err(ContentError::UploadMissing);
+            }
+            Err(e) => return Err(ContentError::of_s3("HeadObject", e)),
+        };
+        let actual = head.content_length().unwrap_or(-1);
+        if u64::try_from(actual).ok() != Some(size) {
+            return Err(ContentError::Mismatch {
+                field: "size",
+                message: format!("declared {size} bytes, the upload has {actual}"),
+            });
+        }
+        // Read the version HEAD saw, so a concurrent overwrite cannot slip
+        // in between the two.
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(head.version_id().map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| ContentError::of_s3("GetObject", e))?;
+        let mut body = object.body;
+        let mut hasher = sha2::Sha256::new();
+        let mut read: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ContentError::Unavailable(format!("S3 read: {e}")))?;
+            read += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let actual = hex::encode(hasher.finalize());
+        if read != size || actual != sha256 {
+            return Err(ContentError::Mismatch {
+                field: "sha256",
+                message: format!("declared {sha256}, the upload has {actual}"),
+            });
+        }
+        Ok(Stored {
+            key: key.to_string(),
+            size,
+            sha256: actual,
+            content_type: content_type.to_string(),
+            version_id: head.version_id().map(str::to_string),
         })
     }
 
@@ -436,6 +549,13 @@ impl Content {
             Err(e) => Err(ContentError::of_s3("HeadObject", e)),
         }
     }
+}
+
+fn signed_headers(request: &aws_sdk_s3::presigning::PresignedRequest) -> Vec<(String, String)> {
+    request
+        .headers()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
 }
 
 struct Multipart {

@@ -121,14 +121,73 @@ pub async fn record(
         metadata,
         created_on: bson::DateTime::now(),
     };
-    content
-        .mongo()
-        .collection::<OutputDocument>(COLLECTION)
-        .insert_one(&document)
-        .await
-        .map_err(|e| ContentError::of_mongo("insert activity output", e))?;
+    let collection = content.mongo().collection::<OutputDocument>(COLLECTION);
+    match collection.insert_one(&document).await {
+        Ok(_) => {}
+        // A confirm repeated after a failure past this step: the document
+        // is there already; go on if it is this very object.
+        Err(e) if is_duplicate(&e) => {
+            let existing = find(content, tenant_ref, output_ref).await?;
+            if existing.s3_key != document.s3_key || existing.sha256 != document.sha256 {
+                return Err(ContentError::Mismatch {
+                    field: "sha256",
+                    message: "this upload was confirmed with other content".into(),
+                });
+            }
+            checkpoint(Step::Document)?;
+            return Ok(existing);
+        }
+        Err(e) => return Err(ContentError::of_mongo("insert activity output", e)),
+    }
     checkpoint(Step::Document)?;
     Ok(document)
+}
+
+fn is_duplicate(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    matches!(&*error.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == 11000)
+}
+
+/// A direct upload's key: where the pre-signed PUT for `upload_ref` puts
+/// the bytes, and what its confirm checks.
+pub fn upload_key(
+    tenant_ref: &str,
+    activity_ref: &str,
+    upload_ref: &str,
+    media_type: &str,
+) -> Result<String, ContentError> {
+    let format = format_of(media_type).ok_or_else(|| ContentError::UnsupportedType {
+        given: media_type.to_string(),
+        accepted: crate::config::ACTIVITY_OUTPUT_TYPES.join(", "),
+    })?;
+    Ok(key(tenant_ref, activity_ref, upload_ref, format))
+}
+
+/// Steps one and two of a direct upload: the object the client put is
+/// checked against what it declared, then the document is written (the
+/// upload's ref becomes the output's ref).
+pub async fn confirm(
+    content: &Content,
+    tenant_ref: &str,
+    activity_ref: &str,
+    upload_ref: &str,
+    media_type: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<OutputDocument, ContentError> {
+    let key = upload_key(tenant_ref, activity_ref, upload_ref, media_type)?;
+    let format = format_of(media_type).unwrap_or("markdown");
+    let stored = content.verify(&key, media_type, size, sha256).await?;
+    checkpoint(Step::Object)?;
+    record(
+        content,
+        tenant_ref,
+        activity_ref,
+        upload_ref,
+        format,
+        &stored,
+    )
+    .await
 }
 
 /// Step three, in the caller's transaction: the activity points at the

@@ -11,14 +11,15 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::DataState;
+use super::body::JsonBody;
 use super::collection::problem;
-use super::extract::{RecordPath, TenantPath, Work};
+use super::extract::{RecordPath, TenantPath, Work, parse_ref};
 use crate::api::auth::bearer_token;
 use crate::api::problem::Problem;
 use crate::content::outputs::{self, OutputDocument, WRITABLE_FROM};
@@ -35,6 +36,8 @@ pub fn routes() -> OpenApiRouter<DataState> {
     OpenApiRouter::new()
         .routes(routes!(put_output, get_output))
         .routes(routes!(output_url))
+        .routes(routes!(start_upload))
+        .routes(routes!(confirm_upload))
 }
 
 /// The problem for a split-path failure.
@@ -74,6 +77,20 @@ pub fn content_problem(error: ContentError) -> Problem {
             tracing::error!(%reason, "store error");
             Problem::internal()
         }
+        ContentError::UploadMissing => Problem::new(
+            StatusCode::CONFLICT,
+            "upload_missing",
+            "nothing was uploaded with this upload's URL (yet); PUT the bytes first",
+        ),
+        ContentError::Mismatch { field, message } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "upload_mismatch",
+            format!("the upload differs from what was declared: {field}: {message}"),
+        )
+        .with_errors(vec![crate::api::problem::FieldError {
+            field: field.to_string(),
+            message,
+        }]),
         ContentError::Fault(step) => {
             tracing::error!(step, "injected fault");
             Problem::internal()
@@ -205,31 +222,7 @@ pub async fn put_output(
     body: Body,
 ) -> Result<Response, Problem> {
     let content: &Content = state.content()?;
-    let mut work = caller.begin().await?;
-    let activity: Activity = table::get(
-        &work.pg,
-        &mut work.tx,
-        work.tenant_id,
-        &TABLE,
-        &path.record_ref,
-    )
-    .await
-    .map_err(|e| problem(&TABLE, e))?;
-    if !WRITABLE_FROM.contains(&activity.status.as_str()) {
-        let mut refused = Problem::new(
-            StatusCode::CONFLICT,
-            "illegal_transition",
-            format!(
-                "an output is stored for a running (or succeeded) activity; this one is {}",
-                activity.status
-            ),
-        );
-        refused.current_state = Some(activity.status.clone());
-        refused.allowed_states = Some(vec!["succeeded".to_string()]);
-        return Err(refused);
-    }
-    // No PostgreSQL connection is held while the body streams.
-    work.commit().await?;
+    check_writable(&caller, &path.record_ref).await?;
 
     let media_type = essence(
         headers
@@ -262,35 +255,74 @@ pub async fn put_output(
     .await
     .map_err(content_problem)?;
 
+    point_and_commit(&caller, &path.record_ref, &document.ref_id).await?;
+    Ok(created_output(&caller, &path.record_ref, &document))
+}
+
+/// Refuses (before any byte is stored) an output for an activity that is
+/// neither running nor succeeded. The transaction ends here: no
+/// PostgreSQL connection is held while a body streams.
+async fn check_writable(caller: &Caller, activity_ref: &str) -> Result<(), Problem> {
+    let mut work = caller.begin().await?;
+    let activity: Activity =
+        table::get(&work.pg, &mut work.tx, work.tenant_id, &TABLE, activity_ref)
+            .await
+            .map_err(|e| problem(&TABLE, e))?;
+    work.commit().await?;
+    if WRITABLE_FROM.contains(&activity.status.as_str()) {
+        return Ok(());
+    }
+    let mut refused = Problem::new(
+        StatusCode::CONFLICT,
+        "illegal_transition",
+        format!(
+            "an output is stored for a running (or succeeded) activity; this one is {}",
+            activity.status
+        ),
+    );
+    refused.current_state = Some(activity.status);
+    refused.allowed_states = Some(vec!["succeeded".to_string()]);
+    Err(refused)
+}
+
+/// Step three of every output write: the pointer and the state change in
+/// one transaction, then the commit.
+async fn point_and_commit(
+    caller: &Caller,
+    activity_ref: &str,
+    output_ref: &str,
+) -> Result<(), Problem> {
     let mut work = caller.begin().await?;
     outputs::point(
         &work.pg,
         &mut work.tx,
         work.tenant_id,
-        &path.record_ref,
-        &document.ref_id,
+        activity_ref,
+        output_ref,
         &work.actor.token_name,
     )
     .await
     .map_err(|e| problem(&TABLE, e))?;
     checkpoint(Step::Pointer).map_err(content_problem)?;
     work.commit().await?;
-    checkpoint(Step::Committed).map_err(content_problem)?;
+    checkpoint(Step::Committed).map_err(content_problem)
+}
 
+fn created_output(caller: &Caller, activity_ref: &str, document: &OutputDocument) -> Response {
     let location = format!(
-        "/v1/tenants/{}/activities/{}/output",
-        caller.tenant_ref, path.record_ref
+        "/v1/tenants/{}/activities/{activity_ref}/output",
+        caller.tenant_ref
     );
     let mut response = (
         StatusCode::CREATED,
         [(header::ETAG, content_etag(&document.sha256))],
-        Json(ActivityOutput::from(&document)),
+        Json(ActivityOutput::from(document)),
     )
         .into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
-    Ok(response)
+    response
 }
 
 /// The activity's output document, through its pointer (tenant, not deleted).
@@ -441,4 +473,235 @@ pub async fn output_url(
         size: document.size,
         sha256: document.sha256,
     }))
+}
+
+/// `{tenantRef}`, `{ref}` and `{uploadRef}` of a direct upload's path.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UploadPath {
+    /// The tenant's ref (ULID).
+    #[param(rename = "tenantRef", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    pub tenant_ref: String,
+    /// The activity's ref (ULID).
+    #[param(rename = "ref", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    pub record_ref: String,
+    /// The upload's ref (ULID), from its start.
+    #[param(rename = "uploadRef", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    pub upload_ref: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UploadPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            #[serde(rename = "tenantRef")]
+            tenant_ref: String,
+            #[serde(rename = "ref")]
+            record_ref: String,
+            #[serde(rename = "uploadRef")]
+            upload_ref: String,
+        }
+        let axum::extract::Path(raw) = axum::extract::Path::<Raw>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+        Ok(UploadPath {
+            tenant_ref: parse_ref("tenantRef", &raw.tenant_ref)?,
+            record_ref: parse_ref("ref", &raw.record_ref)?,
+            upload_ref: parse_ref("uploadRef", &raw.upload_ref)?,
+        })
+    }
+}
+
+/// What a direct upload will hold (declared when it starts, checked when
+/// it is confirmed).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredUpload {
+    /// One of `content.activity_output_types`.
+    pub content_type: OutputMediaType,
+    /// Bytes (at most `content.activity_output_max_bytes`).
+    #[schema(minimum = 0)]
+    pub size: u64,
+    /// SHA-256 of the bytes, 64 lower-case hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha256: String,
+}
+
+/// The media types an activity output may have.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+pub enum OutputMediaType {
+    #[serde(rename = "text/markdown")]
+    Markdown,
+    #[serde(rename = "application/json")]
+    Json,
+}
+
+impl OutputMediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutputMediaType::Markdown => "text/markdown",
+            OutputMediaType::Json => "application/json",
+        }
+    }
+}
+
+impl DeclaredUpload {
+    fn check(&self, content: &Content) -> Result<String, Problem> {
+        let media_type = self.content_type.as_str().to_string();
+        let accepted = &content.config().activity_output_types;
+        if !accepted.contains(&media_type) {
+            return Err(Problem::invalid_field(
+                "contentType",
+                format!("must be one of {}", accepted.join(", ")),
+            ));
+        }
+        let limit = content.config().activity_output_max_bytes;
+        if self.size > limit {
+            return Err(Problem::invalid_field(
+                "size",
+                format!("must be at most {limit} bytes"),
+            ));
+        }
+        if self.sha256.len() != 64
+            || !self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Problem::invalid_field(
+                "sha256",
+                "must be 64 lower-case hex digits",
+            ));
+        }
+        Ok(media_type)
+    }
+}
+
+/// A started direct upload: PUT the bytes to `url` with `headers`, then
+/// confirm.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectUpload {
+    /// The upload's ref: confirm it at `.../output/uploads/{ref}/confirm`.
+    #[serde(rename = "ref")]
+    pub upload_ref: String,
+    /// Always `PUT`.
+    pub method: String,
+    /// Pre-signed for exactly this upload's key, content type and size.
+    pub url: String,
+    /// Headers the PUT must send as they are (they are signed).
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Starts a direct upload of an activity's output: a pre-signed PUT for a
+/// new key under the tenant's prefix, with the declared content type and
+/// size bound into the signature. Nothing points at the upload until it is
+/// confirmed; an unconfirmed upload is an orphan.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/activities/{ref}/output/uploads",
+    tag = "activities",
+    operation_id = "startActivityOutputUpload",
+    summary = "Start a direct upload of an activity's output (pre-signed PUT)",
+    params(RecordPath),
+    request_body = DeclaredUpload,
+    responses(
+        (status = 201, description = "PUT the bytes to the URL, then confirm", body = DirectUpload),
+        (status = 404, description = "No such activity (or deleted)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The activity is neither running nor succeeded",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unacceptable declaration",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_upload(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: RecordPath,
+    JsonBody(declared): JsonBody<DeclaredUpload>,
+) -> Result<Response, Problem> {
+    let content = state.content()?;
+    let media_type = declared.check(content)?;
+    check_writable(&caller, &path.record_ref).await?;
+    let upload_ref = ulid::Ulid::generate().to_string();
+    let key = outputs::upload_key(
+        &caller.tenant_ref,
+        &path.record_ref,
+        &upload_ref,
+        &media_type,
+    )
+    .map_err(content_problem)?;
+    let presigned = content
+        .presign_put(&key, &media_type, declared.size)
+        .await
+        .map_err(content_problem)?;
+    let location = format!(
+        "/v1/tenants/{}/activities/{}/output/uploads/{upload_ref}",
+        caller.tenant_ref, path.record_ref
+    );
+    let mut response = (
+        StatusCode::CREATED,
+        Json(DirectUpload {
+            upload_ref,
+            method: "PUT".to_string(),
+            url: presigned.url,
+            headers: presigned.headers.into_iter().collect(),
+            expires_at: presigned.expires_at,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Confirms a direct upload: the object must exist with the declared size
+/// and SHA-256 (strata reads it back) before the document and the pointer
+/// are written; then the activity succeeds, as with a PUT of the output.
+/// Confirming again after a success changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/activities/{ref}/output/uploads/{uploadRef}/confirm",
+    tag = "activities",
+    operation_id = "confirmActivityOutputUpload",
+    summary = "Confirm a direct upload; the activity succeeds",
+    params(UploadPath),
+    request_body = DeclaredUpload,
+    responses(
+        (status = 201, description = "Confirmed; the activity succeeded", body = ActivityOutput),
+        (status = 404, description = "No such activity (or deleted)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing uploaded yet, or the activity cannot succeed",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The upload differs from the declaration",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm_upload(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: UploadPath,
+    JsonBody(declared): JsonBody<DeclaredUpload>,
+) -> Result<Response, Problem> {
+    let content = state.content()?;
+    let media_type = declared.check(content)?;
+    check_writable(&caller, &path.record_ref).await?;
+    let document = outputs::confirm(
+        content,
+        &caller.tenant_ref,
+        &path.record_ref,
+        &path.upload_ref,
+        &media_type,
+        declared.size,
+        &declared.sha256,
+    )
+    .await
+    .map_err(content_problem)?;
+    point_and_commit(&caller, &path.record_ref, &document.ref_id).await?;
+    Ok(created_output(&caller, &path.record_ref, &document))
 }
