@@ -191,6 +191,8 @@ pub struct ContentConfig {
     /// The media types an activity output may have (`text/markdown`,
     /// `application/json`).
     pub activity_output_types: Vec<String>,
+    /// The largest contract PDF accepted, in bytes.
+    pub contract_max_bytes: u64,
 }
 
 impl Default for ContentConfig {
@@ -200,6 +202,7 @@ impl Default for ContentConfig {
             part_size_bytes: 8 * 1024 * 1024,
             activity_output_max_bytes: 256 * 1024 * 1024,
             activity_output_types: vec!["text/markdown".into(), "application/json".into()],
+            contract_max_bytes: 50 * 1024 * 1024,
         }
     }
 }

@@ -276,6 +276,14 @@ impl super::model::ContentConfig {
                 "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
             );
         }
+        if self.contract_max_bytes == 0
+            || self.contract_max_bytes > self.part_size_bytes.saturating_mul(10_000)
+        {
+            bad(
+                "content.contract_max_bytes",
+                "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
+            );
+        }
         if self.activity_output_types.is_empty() {
             bad(
                 "content.activity_output_types",

@@ -17,6 +17,7 @@
 //!
 //! Nothing here knows HTTP: the API maps [`ContentError`] to problems.
 
+pub mod contracts;
 pub mod outputs;
 pub mod reconcile;
 
@@ -181,6 +182,7 @@ pub struct Content {
     s3: Client,
     mongo: Database,
     bucket: String,
+    contracts_bucket: String,
     config: ContentConfig,
 }
 
@@ -190,8 +192,17 @@ impl Content {
             s3: stores.s3.client().clone(),
             mongo: stores.mongo.database().clone(),
             bucket: s3.bucket_name("content"),
+            contracts_bucket: s3.bucket_name("contracts"),
             config: content.clone(),
         }
+    }
+
+    /// The same path over the contracts bucket (Object Lock: every new
+    /// version gets the bucket's default retention).
+    pub fn contracts(&self) -> Content {
+        let mut contracts = self.clone();
+        contracts.bucket = self.contracts_bucket.clone();
+        contracts
     }
 
     pub fn config(&self) -> &ContentConfig {
@@ -388,11 +399,22 @@ impl Content {
 
     /// Reads `key` (a single `bytes=` range when given).
     pub async fn open(&self, key: &str, range: Option<&str>) -> Result<Object, ContentError> {
+        self.open_version(key, None, range).await
+    }
+
+    /// Reads one version of `key` (the current one with `None`).
+    pub async fn open_version(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        range: Option<&str>,
+    ) -> Result<Object, ContentError> {
         match self
             .s3
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_version_id(version.map(str::to_string))
             .set_range(range.map(str::to_string))
             .send()
             .await
@@ -532,6 +554,28 @@ impl Content {
             content_type: content_type.to_string(),
             version_id: head.version_id().map(str::to_string),
         })
+    }
+
+    /// Until when Object Lock keeps this version of `key` (none when the
+    /// bucket gave it no retention).
+    pub async fn retain_until(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ContentError> {
+        let retention = self
+            .s3
+            .get_object_retention()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| ContentError::of_s3("GetObjectRetention", e))?;
+        Ok(retention
+            .retention()
+            .and_then(|r| r.retain_until_date())
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
     }
 
     /// Whether `key` exists in the content bucket.

@@ -140,13 +140,72 @@ pub async fn scan(
             });
         }
     }
+    contracts(pg, content, tenant, &mut report).await?;
     report.dangling.sort_by(|a, b| a.from.cmp(&b.from));
     report.orphans.sort_by(|a, b| a.what.cmp(&b.what));
     Ok(report)
 }
 
-/// Every current object of the content bucket under `prefix`, with its
-/// last modification time.
+/// Contracts: every accepted contract's PDF version must exist in the
+/// contracts bucket; a PDF no contract points at (an acceptance that
+/// failed after the upload) is an orphan, reported as `s3-contracts:` —
+/// and, being under Object Lock, only ever reported: strata removes
+/// nothing from the contracts bucket.
+async fn contracts(
+    pg: &Postgres,
+    content: &Content,
+    tenant: Option<&str>,
+    report: &mut Report,
+) -> Result<(), ContentError> {
+    let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
+    let pointers: Vec<(String, String, String, Option<String>)> = pg
+        .query_as(
+            "SELECT t.ref_id::text, c.ref_id::text, c.pdf_s3_key, c.pdf_version_id \
+             FROM contracts c JOIN tenants t ON t.id = c.tenant_id \
+             WHERE c.pdf_s3_key IS NOT NULL AND ($1::text IS NULL OR t.ref_id::text = $1)",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(of_postgres)?;
+    tx.rollback().await.map_err(of_postgres)?;
+    let locked = content.contracts();
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for (tenant_ref, contract_ref, key, version) in &pointers {
+        referenced.insert(key);
+        let found = locked
+            .s3()
+            .head_object()
+            .bucket(locked.bucket())
+            .key(key)
+            .set_version_id(version.clone())
+            .send()
+            .await;
+        match found {
+            Ok(_) => {}
+            Err(e) if crate::stores::s3::is_not_found(&e) => report.dangling.push(Dangling {
+                tenant_ref: tenant_ref.clone(),
+                from: format!("postgres:contracts/{contract_ref}"),
+                missing: format!("s3-contracts:{key}"),
+            }),
+            Err(e) => return Err(ContentError::of_s3("HeadObject", e)),
+        }
+    }
+    let objects = list_objects(&locked, tenant.map(|t| format!("{t}/"))).await?;
+    for (key, modified) in &objects {
+        if !referenced.contains(key.as_str()) {
+            report.orphans.push(Orphan {
+                tenant_ref: key.split('/').next().unwrap_or_default().to_string(),
+                what: format!("s3-contracts:{key}"),
+                created_at: *modified,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every current object of the bucket under `prefix`, with its last
+/// modification time.
 async fn list_objects(
     content: &Content,
     prefix: Option<String>,

@@ -38,6 +38,8 @@ pub fn routes() -> OpenApiRouter<DataState> {
         .routes(routes!(output_url))
         .routes(routes!(start_upload))
         .routes(routes!(confirm_upload))
+        .routes(routes!(accept_contract))
+        .routes(routes!(contract_pdf))
 }
 
 /// The problem for a split-path failure.
@@ -197,7 +199,7 @@ fn content_etag(sha256: &str) -> String {
     params(RecordPath),
     request_body(
         description = "The output: Markdown or JSON",
-        content((String = "text/markdown"), ("application/json"))
+        content(("text/markdown"), ("application/json"))
     ),
     responses(
         (status = 201, description = "Stored; the activity succeeded", body = ActivityOutput, headers(
@@ -410,6 +412,11 @@ pub async fn get_output(
         .open(&document.s3_key, range.as_deref())
         .await
         .map_err(content_problem)?;
+    Ok(streamed(object, document.content_type(), etag))
+}
+
+/// An object's bytes as the answer, streamed as S3 sends them.
+fn streamed(object: crate::content::Object, content_type: String, etag: String) -> Response {
     let status = if object.content_range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
@@ -424,7 +431,7 @@ pub async fn get_output(
     *response.status_mut() = status;
     let out = response.headers_mut();
     for (name, value) in [
-        (header::CONTENT_TYPE, Some(document.content_type())),
+        (header::CONTENT_TYPE, Some(content_type)),
         (header::ETAG, Some(etag)),
         (header::ACCEPT_RANGES, Some("bytes".to_string())),
         (
@@ -437,7 +444,7 @@ pub async fn get_output(
             out.insert(name, value);
         }
     }
-    Ok(response)
+    response
 }
 
 /// A pre-signed GET for the output's object, valid for
@@ -625,8 +632,8 @@ pub async fn start_upload(
     JsonBody(declared): JsonBody<DeclaredUpload>,
 ) -> Result<Response, Problem> {
     let content = state.content()?;
-    let media_type = declared.check(content)?;
     check_writable(&caller, &path.record_ref).await?;
+    let media_type = declared.check(content)?;
     let upload_ref = ulid::Ulid::generate().to_string();
     let key = outputs::upload_key(
         &caller.tenant_ref,
@@ -689,8 +696,8 @@ pub async fn confirm_upload(
     JsonBody(declared): JsonBody<DeclaredUpload>,
 ) -> Result<Response, Problem> {
     let content = state.content()?;
-    let media_type = declared.check(content)?;
     check_writable(&caller, &path.record_ref).await?;
+    let media_type = declared.check(content)?;
     let document = outputs::confirm(
         content,
         &caller.tenant_ref,
@@ -704,4 +711,253 @@ pub async fn confirm_upload(
     .map_err(content_problem)?;
     point_and_commit(&caller, &path.record_ref, &document.ref_id).await?;
     Ok(created_output(&caller, &path.record_ref, &document))
+}
+
+/// Who accepted a contract, as the platform recorded it.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AcceptanceQuery {
+    /// The accepting person's name (1–200 characters).
+    #[param(min_length = 1, max_length = 200)]
+    pub accepted_by_name: String,
+    /// Their e-mail address.
+    #[param(min_length = 3, max_length = 320, pattern = "^[^@]+@[^@]+$")]
+    pub accepted_by_email: String,
+    /// The IP address they accepted from.
+    pub accepted_ip: String,
+    /// Their browser's user agent (1–1000 characters).
+    #[param(min_length = 1, max_length = 1000)]
+    pub accepted_user_agent: String,
+}
+
+fn acceptance_query(query: &str) -> Result<AcceptanceQuery, Problem> {
+    let deserializer =
+        serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer)
+        .map_err(|e| Problem::invalid_field(&e.path().to_string(), e.inner().to_string()))
+}
+
+impl AcceptanceQuery {
+    fn check(self) -> Result<crate::content::contracts::Acceptance, Problem> {
+        let length = |field: &str, value: &str, max: usize| {
+            let n = value.chars().count();
+            if n == 0 || n > max || value.contains('\0') {
+                Err(Problem::invalid_field(
+                    field,
+                    format!("must be 1–{max} characters"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        length("acceptedByName", &self.accepted_by_name, 200)?;
+        length("acceptedByEmail", &self.accepted_by_email, 320)?;
+        length("acceptedUserAgent", &self.accepted_user_agent, 1000)?;
+        let parts: Vec<&str> = self.accepted_by_email.split('@').collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+            return Err(Problem::invalid_field(
+                "acceptedByEmail",
+                "must be an e-mail address",
+            ));
+        }
+        if self.accepted_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Problem::invalid_field(
+                "acceptedIp",
+                "must be an IP address",
+            ));
+        }
+        Ok(crate::content::contracts::Acceptance {
+            name: self.accepted_by_name,
+            email: self.accepted_by_email,
+            ip: self.accepted_ip,
+            user_agent: self.accepted_user_agent,
+        })
+    }
+}
+
+/// Accepts a pending contract with its signed PDF: the PDF goes into the
+/// Object Lock bucket (WORM for `s3.contracts_retention_years`), then the
+/// contract moves to accepted with the whole acceptance record (who, when,
+/// IP, user agent, SHA-256, S3 version and retain-until) in one
+/// transaction. An accepted contract is immutable.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/contracts/{ref}/accept",
+    tag = "contracts",
+    operation_id = "acceptContract",
+    summary = "Accept a contract with its PDF (WORM)",
+    params(RecordPath, AcceptanceQuery),
+    request_body(description = "The accepted PDF", content(("application/pdf"))),
+    responses(
+        (status = 200, description = "Accepted", body = crate::records::collections::contracts::Contract, headers(
+            ("ETag" = String, description = "Its version"),
+        )),
+        (status = 404, description = "No such contract (or deleted)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not pending",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than content.contract_max_bytes",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/pdf",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid acceptance record",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn accept_contract(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: RecordPath,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    use crate::records::collections::contracts::{Contract, TABLE as CONTRACTS};
+    let content = state.content()?;
+    let mut work = caller.begin().await?;
+    let contract: Contract = table::get(
+        &work.pg,
+        &mut work.tx,
+        work.tenant_id,
+        &CONTRACTS,
+        &path.record_ref,
+    )
+    .await
+    .map_err(|e| problem(&CONTRACTS, e))?;
+    work.commit().await?;
+    if contract.status != "pending" {
+        let mut refused = Problem::new(
+            StatusCode::CONFLICT,
+            "illegal_transition",
+            format!(
+                "only a pending contract is accepted; this one is {}",
+                contract.status
+            ),
+        );
+        refused.current_state = Some(contract.status);
+        refused.allowed_states = Some(Vec::new());
+        return Err(refused);
+    }
+    // Parsed once the caller and the contract are known, so that an
+    // unknown token or record is 401/404 whatever the query says.
+    let acceptance = acceptance_query(uri.query().unwrap_or_default())?.check()?;
+    let media_type = essence(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    if media_type != crate::content::contracts::MEDIA_TYPE {
+        return Err(content_problem(ContentError::UnsupportedType {
+            given: media_type,
+            accepted: crate::content::contracts::MEDIA_TYPE.to_string(),
+        }));
+    }
+    let limit = content.config().contract_max_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(content_problem(ContentError::TooLarge { limit }));
+    }
+    let pdf = crate::content::contracts::store_pdf(
+        content,
+        &caller.tenant_ref,
+        &path.record_ref,
+        body.into_data_stream(),
+    )
+    .await
+    .map_err(content_problem)?;
+    let mut work = caller.begin().await?;
+    let accepted = crate::content::contracts::accept(
+        &work.pg,
+        &mut work.tx,
+        work.tenant_id,
+        &path.record_ref,
+        &acceptance,
+        &pdf,
+        &work.actor.token_name,
+    )
+    .await
+    .map_err(|e| problem(&CONTRACTS, e))?;
+    checkpoint(Step::Pointer).map_err(content_problem)?;
+    work.commit().await?;
+    checkpoint(Step::Committed).map_err(content_problem)?;
+    Ok((
+        StatusCode::OK,
+        [(header::ETAG, super::extract::etag(&accepted.etag))],
+        Json(accepted),
+    )
+        .into_response())
+}
+
+/// The accepted PDF, streamed from the Object Lock bucket (exactly the
+/// version recorded at acceptance).
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenantRef}/contracts/{ref}/pdf",
+    tag = "contracts",
+    operation_id = "getContractPdf",
+    summary = "Read an accepted contract's PDF",
+    params(
+        RecordPath,
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023"),
+    ),
+    responses(
+        (status = 200, description = "The PDF", headers(
+            ("ETag" = String, description = "Its SHA-256"),
+        ), content((String = "application/pdf"))),
+        (status = 206, description = "The requested range", headers(
+            ("Content-Range" = String, description = "Which bytes"),
+        ), content((String = "application/pdf"))),
+        (status = 404, description = "No such contract, deleted, or not accepted",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The range lies outside the PDF",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn contract_pdf(
+    State(state): State<DataState>,
+    mut work: Work,
+    path: RecordPath,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    use crate::records::collections::contracts::{Contract, TABLE as CONTRACTS};
+    let content = state.content()?;
+    let contract: Contract = table::get(
+        &work.pg,
+        &mut work.tx,
+        work.tenant_id,
+        &CONTRACTS,
+        &path.record_ref,
+    )
+    .await
+    .map_err(|e| problem(&CONTRACTS, e))?;
+    let tenant_ref = work.tenant_ref.clone();
+    work.commit().await?;
+    let (Some(key), Some(version), Some(sha256)) = (
+        contract.pdf_s3_key,
+        contract.pdf_version_id,
+        contract.pdf_sha256,
+    ) else {
+        return Err(Problem::not_found("the contract has no accepted PDF"));
+    };
+    if !crate::content::in_prefix(&tenant_ref, &key) {
+        return Err(content_problem(ContentError::Store(format!(
+            "contract {} has a key outside its tenant's prefix",
+            path.record_ref
+        ))));
+    }
+    let object = content
+        .contracts()
+        .open_version(&key, Some(&version), single_range(&headers).as_deref())
+        .await
+        .map_err(content_problem)?;
+    Ok(streamed(
+        object,
+        crate::content::contracts::MEDIA_TYPE.to_string(),
+        content_etag(&sha256),
+    ))
 }
