@@ -231,3 +231,82 @@ async fn list_objects(
     }
     Ok(objects)
 }
+
+/// What a repair did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repair {
+    /// Orphans removed (documents first, then their objects).
+    pub removed: Vec<String>,
+    /// Orphans younger than the grace period (a write may still be on its
+    /// way to pointing at them).
+    pub too_young: Vec<String>,
+    /// Contract PDFs: under Object Lock, never removed.
+    pub locked: Vec<String>,
+}
+
+/// Removes the orphans of `report` older than `grace`: an orphan document
+/// before its object (so a crash in between leaves an orphan object, not a
+/// document pointing at nothing), an orphan object of the content bucket.
+/// Never anything in the contracts bucket, never anything younger than the
+/// grace period or of unknown age. Safe while strata serves writes: a
+/// write points at what it stored within one request, far inside any grace.
+pub async fn repair(
+    content: &Content,
+    report: &Report,
+    grace: chrono::Duration,
+) -> Result<Repair, ContentError> {
+    let mut done = Repair::default();
+    let cutoff = Utc::now() - grace;
+    for orphan in &report.orphans {
+        if orphan.what.starts_with("s3-contracts:") {
+            done.locked.push(orphan.what.clone());
+            continue;
+        }
+        if orphan.created_at.is_none_or(|at| at > cutoff) {
+            done.too_young.push(orphan.what.clone());
+            continue;
+        }
+        if let Some(output_ref) = orphan
+            .what
+            .strip_prefix(&format!("mongo:{}/", outputs::COLLECTION))
+        {
+            let collection = content
+                .mongo()
+                .collection::<OutputDocument>(outputs::COLLECTION);
+            let filter = doc! { "tenantId": &orphan.tenant_ref, "refId": output_ref };
+            let document = collection
+                .find_one(filter.clone())
+                .await
+                .map_err(|e| ContentError::of_mongo("find orphan", e))?;
+            collection
+                .delete_one(filter)
+                .await
+                .map_err(|e| ContentError::of_mongo("delete orphan", e))?;
+            if let Some(document) = document
+                && super::in_prefix(&orphan.tenant_ref, &document.s3_key)
+            {
+                delete_object(content, &document.s3_key).await?;
+            }
+            done.removed.push(orphan.what.clone());
+        } else if let Some(key) = orphan.what.strip_prefix("s3:") {
+            delete_object(content, key).await?;
+            done.removed.push(orphan.what.clone());
+        }
+    }
+    Ok(done)
+}
+
+/// A delete marker over the current version (the bucket's lifecycle
+/// expires the old version later). Only ever the content bucket.
+async fn delete_object(content: &Content, key: &str) -> Result<(), ContentError> {
+    content
+        .s3()
+        .delete_object()
+        .bucket(content.bucket())
+        .key(key)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| ContentError::of_s3("DeleteObject", e))
+}
