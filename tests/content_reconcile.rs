@@ -165,3 +165,82 @@ async fn reconcile_reports_repairs_after_the_grace_period_and_flags_dangling_poi
         "{report}"
     );
 }
+
+/// `serve` reconciles by itself (here every second, no grace): a replaced
+/// output's document is removed without anyone asking.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_removes_orphans_periodically() {
+    let api = Api::start(
+        "content-periodic",
+        &[
+            ("STRATA_CONTENT__RECONCILE_INTERVAL_SECS", "1"),
+            ("STRATA_CONTENT__RECONCILE_GRACE_HOURS", "0"),
+        ],
+    )
+    .await;
+    let tenant = api.tenant("acme").await;
+    let token = api.token(Some(&tenant)).await;
+    let created = api
+        .post(
+            &format!("/v1/tenants/{tenant}/activities"),
+            &token,
+            json!({"kind": "blog", "status": "running"}),
+        )
+        .await;
+    let activity = created.body["ref"].as_str().expect("ref");
+    let output = format!("/v1/tenants/{tenant}/activities/{activity}/output");
+    put(&api, &output, &token, b"# one").await;
+    put(&api, &output, &token, b"# two").await;
+    let config = api.fixture.config();
+    let stores = strata::stores::Stores::new(&config).await.expect("stores");
+    let content = Content::new(&stores, &config.content, &config.s3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let report = strata::content::reconcile::scan(&stores.postgres, &content, Some(&tenant))
+            .await
+            .expect("scan");
+        assert_eq!(report.dangling, vec![], "{report:?}");
+        if report.orphans.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve never reconciled: {report:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let read = api
+        .client
+        .get(api.url(&output))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(read.bytes().await.expect("bytes").as_ref(), b"# two");
+}
+
+/// One runner at a time: while another holds the advisory lock, a pass
+/// does nothing; once it is released, the pass runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_periodic_pass_runs_only_on_the_instance_holding_the_lock() {
+    let fixture = common::Fixture::new("content-lock").await;
+    let stores = fixture.migrated_stores().await;
+    let config = fixture.config();
+    let content = Content::new(&stores, &config.content, &config.s3);
+    let pg = &stores.postgres;
+    let mut holder = pg.begin_admin().await.expect("admin");
+    pg.query("SELECT pg_advisory_xact_lock($1)")
+        .bind(strata::content::reconcile::LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+    let skipped = strata::content::reconcile::run_locked(pg, &content, chrono::Duration::hours(1))
+        .await
+        .expect("pass");
+    assert!(skipped.is_none(), "another instance holds the lock");
+    holder.commit().await.expect("release");
+    let ran = strata::content::reconcile::run_locked(pg, &content, chrono::Duration::hours(1))
+        .await
+        .expect("pass");
+    assert!(ran.is_some(), "the lock is free again");
+}

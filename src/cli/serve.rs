@@ -169,11 +169,8 @@ async fn boot_and_serve(
         }
         Some(result) => result?,
     };
-    data_state.set_content(crate::content::Content::new(
-        &stores,
-        &config.content,
-        &config.s3,
-    ));
+    let content = crate::content::Content::new(&stores, &config.content, &config.s3);
+    data_state.set_content(content.clone());
     data_state.set_postgres(stores.postgres.clone());
     health.set_step(
         Step::Listen,
@@ -184,6 +181,17 @@ async fn boot_and_serve(
     systemd::ready();
     if let Some(watchdog) = systemd::spawn_watchdog() {
         running.tasks.push(("watchdog", watchdog));
+    }
+    if config.content.reconcile_interval_secs > 0 {
+        running.tasks.push((
+            "reconcile",
+            crate::content::reconcile::spawn_periodic(
+                stores.postgres.clone(),
+                content,
+                Duration::from_secs(config.content.reconcile_interval_secs),
+                chrono::Duration::hours(i64::from(config.content.reconcile_grace_hours)),
+            ),
+        ));
     }
     running.tasks.push((
         "health monitor",

@@ -193,6 +193,11 @@ pub struct ContentConfig {
     pub activity_output_types: Vec<String>,
     /// The largest contract PDF accepted, in bytes.
     pub contract_max_bytes: u64,
+    /// How often `serve` reconciles the stores (one instance at a time);
+    /// 0 turns it off.
+    pub reconcile_interval_secs: u64,
+    /// Orphans older than this are removed by the periodic reconciliation.
+    pub reconcile_grace_hours: u32,
 }
 
 impl Default for ContentConfig {
@@ -203,6 +208,8 @@ impl Default for ContentConfig {
             activity_output_max_bytes: 256 * 1024 * 1024,
             activity_output_types: vec!["text/markdown".into(), "application/json".into()],
             contract_max_bytes: 50 * 1024 * 1024,
+            reconcile_interval_secs: 3600,
+            reconcile_grace_hours: 24,
         }
     }
 }

@@ -284,6 +284,18 @@ impl super::model::ContentConfig {
                 "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
             );
         }
+        if self.reconcile_grace_hours > 24 * 365 {
+            bad(
+                "content.reconcile_grace_hours",
+                "must be at most 8760 (a year)".into(),
+            );
+        }
+        if self.reconcile_interval_secs > 7 * 24 * 3600 {
+            bad(
+                "content.reconcile_interval_secs",
+                "must be at most 604800 (a week); 0 turns it off".into(),
+            );
+        }
         if self.activity_output_types.is_empty() {
             bad(
                 "content.activity_output_types",

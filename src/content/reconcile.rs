@@ -310,3 +310,65 @@ async fn delete_object(content: &Content, key: &str) -> Result<(), ContentError>
         .map(|_| ())
         .map_err(|e| ContentError::of_s3("DeleteObject", e))
 }
+
+/// The transaction-level advisory lock that lets one instance at a time
+/// run the periodic reconciliation ("strata:reconcile" as a number).
+pub const LOCK_KEY: i64 = 0x7374_7261_7463_6f6e;
+
+/// One periodic pass: the scan and a repair, on the instance that holds
+/// the advisory lock (`None`: another one does, nothing was done).
+pub async fn run_locked(
+    pg: &Postgres,
+    content: &Content,
+    grace: chrono::Duration,
+) -> Result<Option<(Report, Repair)>, ContentError> {
+    // The lock lives as long as this transaction on the administrative
+    // (direct) path, so it is released even if this instance dies.
+    let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
+    let (locked,): (bool,) = pg
+        .query_as("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(of_postgres)?;
+    if !locked {
+        return Ok(None);
+    }
+    let report = scan(pg, content, None).await?;
+    let repaired = repair(content, &report, grace).await?;
+    tx.commit().await.map_err(of_postgres)?;
+    Ok(Some((report, repaired)))
+}
+
+/// Runs [`run_locked`] every `interval` inside `serve`; N instances, one
+/// runner per pass. Dangling pointers are logged as errors.
+pub fn spawn_periodic(
+    pg: Postgres,
+    content: Content,
+    interval: std::time::Duration,
+    grace: chrono::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match run_locked(&pg, &content, grace).await {
+                Ok(None) => tracing::debug!("reconcile: another instance runs it"),
+                Ok(Some((report, repaired))) => {
+                    for d in &report.dangling {
+                        tracing::error!(from = %d.from, missing = %d.missing, "reconcile: dangling pointer");
+                    }
+                    tracing::info!(
+                        dangling = report.dangling.len(),
+                        orphans = report.orphans.len(),
+                        removed = repaired.removed.len(),
+                        "reconciled"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "reconcile failed; next pass later"),
+            }
+        }
+    })
+}
