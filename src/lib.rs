@@ -3,6 +3,7 @@ pub mod audit;
 pub mod boot;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod domain;
 pub mod jobs;
 pub mod ops;

@@ -77,7 +77,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["run", "--no-color"])
         .arg(api.url("/v1/openapi.json"))
         .env("DATA_API_TOKEN", &token)
-        .env("DATA_API_TENANT", &tenant);
+        .env("DATA_API_TENANT", &tenant)
+        .env(
+            "SCHEMATHESIS_HOOKS",
+            repo().join("tests/schemathesis/hooks.py"),
+        );
     if let Ok(seed) = std::env::var("STRATA_TEST_SCHEMATHESIS_SEED") {
         command.args(["--seed", &seed]);
     }

@@ -6,6 +6,7 @@ mod check;
 mod config_cmd;
 pub mod exit;
 mod migrate;
+mod reconcile;
 mod self_update;
 mod serve;
 mod tenant;
@@ -62,6 +63,22 @@ pub enum Command {
         /// Only print what would change; exit 0 when nothing is pending, 1 otherwise
         #[arg(long)]
         plan: bool,
+    },
+    /// Walk the three stores: dangling pointers (exit 1 if any) and orphans; --repair removes old orphans
+    #[command(after_help = EXIT_CODES)]
+    Reconcile {
+        /// Only this tenant (ref)
+        #[arg(long, value_name = "REF")]
+        tenant: Option<String>,
+        /// One JSON document instead of lines
+        #[arg(long)]
+        json: bool,
+        /// Remove orphans older than --grace (never a contract PDF under Object Lock)
+        #[arg(long, requires = "grace")]
+        repair: bool,
+        /// With --repair: only orphans older than this many hours
+        #[arg(long, value_name = "HOURS", requires = "repair")]
+        grace: Option<u32>,
     },
     /// Validate or show the configuration
     #[command(subcommand)]
@@ -334,6 +351,14 @@ pub fn run() -> ExitCode {
         Command::Check { json } => {
             with_config(&cli.config, |config| block_on(check::run(config, json)))
         }
+        Command::Reconcile {
+            tenant,
+            json,
+            repair: _,
+            grace,
+        } => with_config(&cli.config, |config| {
+            block_on(reconcile::run(config, tenant, json, grace))
+        }),
         Command::Migrate { plan } => {
             with_config(&cli.config, |config| block_on(migrate::run(config, plan)))
         }

@@ -204,6 +204,8 @@ async fn boot_and_serve(
         }
         Some(result) => result?,
     };
+    let content = crate::content::Content::new(&stores, &config.content, &config.s3);
+    data_state.set_content(content.clone());
     data_state.set_postgres(stores.postgres.clone());
     admin_state.set_postgres(stores.postgres.clone());
     data_state.set_mongo(stores.mongo.clone());
@@ -221,6 +223,17 @@ async fn boot_and_serve(
         stores.postgres.clone(),
         stores.mongo.clone(),
     ));
+    if config.content.reconcile_interval_secs > 0 {
+        running.tasks.push((
+            "reconcile",
+            crate::content::reconcile::spawn_periodic(
+                stores.postgres.clone(),
+                content,
+                Duration::from_secs(config.content.reconcile_interval_secs),
+                chrono::Duration::hours(i64::from(config.content.reconcile_grace_hours)),
+            ),
+        ));
+    }
     running.tasks.push((
         "health monitor",
         boot::spawn_health_monitor(stores.clone(), config.boot.clone(), health.clone()),

@@ -26,7 +26,7 @@ use error::{from_figment, is_reserved_env_key};
 pub use error::{ConfigError, InvalidKey};
 pub use model::*;
 pub use secrets::{MongoUrl, Secret, SecretUrl};
-pub use validate::validate_bucket_name;
+pub use validate::{ACTIVITY_OUTPUT_TYPES, validate_bucket_name};
 
 /// Where packages install the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/strata/strata.toml";

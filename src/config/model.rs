@@ -16,6 +16,7 @@ pub struct Config {
     pub mongo: MongoConfig,
     pub s3: S3Config,
     pub api: ApiConfig,
+    pub content: ContentConfig,
     pub admin: AdminConfig,
     pub boot: BootConfig,
     pub log: LogConfig,
@@ -173,6 +174,44 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             max_json_depth: 32,
+        }
+    }
+}
+
+/// Large content (the split pattern): S3 bytes, MongoDB metadata,
+/// PostgreSQL pointers. Limits are per entity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentConfig {
+    /// Lifetime of a pre-signed URL, in seconds (1..=3600).
+    pub presign_expiry_secs: u64,
+    /// Bodies larger than this go to S3 as a multipart upload in parts of
+    /// this size; one part at a time is held in memory (5 MiB..=512 MiB).
+    pub part_size_bytes: u64,
+    /// The largest activity output accepted, in bytes.
+    pub activity_output_max_bytes: u64,
+    /// The media types an activity output may have (`text/markdown`,
+    /// `application/json`).
+    pub activity_output_types: Vec<String>,
+    /// The largest contract PDF accepted, in bytes.
+    pub contract_max_bytes: u64,
+    /// How often `serve` reconciles the stores (one instance at a time);
+    /// 0 turns it off.
+    pub reconcile_interval_secs: u64,
+    /// Orphans older than this are removed by the periodic reconciliation.
+    pub reconcile_grace_hours: u32,
+}
+
+impl Default for ContentConfig {
+    fn default() -> Self {
+        Self {
+            presign_expiry_secs: 900,
+            part_size_bytes: 8 * 1024 * 1024,
+            activity_output_max_bytes: 256 * 1024 * 1024,
+            activity_output_types: vec!["text/markdown".into(), "application/json".into()],
+            contract_max_bytes: 50 * 1024 * 1024,
+            reconcile_interval_secs: 3600,
+            reconcile_grace_hours: 24,
         }
     }
 }

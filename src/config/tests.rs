@@ -270,3 +270,27 @@ fn bucket_names_follow_s3_rules() {
     assert!(validate_bucket_name("-abc").is_err());
     assert!(validate_bucket_name("ab").is_err());
 }
+
+#[test]
+fn content_limits_name_their_keys() {
+    in_jail(|jail| {
+        let err = load_in_jail(
+            jail,
+            Some(
+                "[content]\npresign_expiry_secs = 7200\npart_size_bytes = 1024\n\
+                 activity_output_max_bytes = 0\nactivity_output_types = [\"text/html\"]\n",
+            ),
+        )
+        .expect_err("invalid content limits");
+        let keys: Vec<String> = invalid_keys(err).into_iter().map(|k| k.key).collect();
+        for key in [
+            "content.presign_expiry_secs",
+            "content.part_size_bytes",
+            "content.activity_output_max_bytes",
+            "content.activity_output_types",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+        Ok(())
+    });
+}

@@ -172,6 +172,7 @@ impl Config {
         if !(2..=128).contains(&self.api.max_json_depth) {
             bad("api.max_json_depth", "must be between 2 and 128".into());
         }
+        self.content.check(&mut bad);
         if self.api.listen == self.admin.listen {
             bad("admin.listen", "must differ from api.listen".into());
         }
@@ -355,4 +356,72 @@ pub fn validate_bucket_name(name: &str) -> Result<(), String> {
         return Err("must start and end with a letter or digit".into());
     }
     Ok(())
+}
+
+/// The media types an activity output may be stored as (the MongoDB
+/// validator knows these two formats).
+pub const ACTIVITY_OUTPUT_TYPES: [&str; 2] = ["text/markdown", "application/json"];
+
+impl super::model::ContentConfig {
+    fn check(&self, bad: &mut impl FnMut(&str, String)) {
+        if !(1..=3600).contains(&self.presign_expiry_secs) {
+            bad(
+                "content.presign_expiry_secs",
+                "must be between 1 and 3600 (a pre-signed URL lives at most an hour)".into(),
+            );
+        }
+        // S3 refuses parts below 5 MiB (but the last).
+        if !(5 * 1024 * 1024..=512 * 1024 * 1024).contains(&self.part_size_bytes) {
+            bad(
+                "content.part_size_bytes",
+                "must be between 5242880 (5 MiB, the S3 minimum) and 536870912 (512 MiB)".into(),
+            );
+        }
+        // 10,000 parts is the S3 maximum of one multipart upload.
+        if self.activity_output_max_bytes == 0
+            || self.activity_output_max_bytes > self.part_size_bytes.saturating_mul(10_000)
+        {
+            bad(
+                "content.activity_output_max_bytes",
+                "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
+            );
+        }
+        if self.contract_max_bytes == 0
+            || self.contract_max_bytes > self.part_size_bytes.saturating_mul(10_000)
+        {
+            bad(
+                "content.contract_max_bytes",
+                "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
+            );
+        }
+        if self.reconcile_grace_hours > 24 * 365 {
+            bad(
+                "content.reconcile_grace_hours",
+                "must be at most 8760 (a year)".into(),
+            );
+        }
+        if self.reconcile_interval_secs > 7 * 24 * 3600 {
+            bad(
+                "content.reconcile_interval_secs",
+                "must be at most 604800 (a week); 0 turns it off".into(),
+            );
+        }
+        if self.activity_output_types.is_empty() {
+            bad(
+                "content.activity_output_types",
+                "must name at least one media type".into(),
+            );
+        }
+        for media_type in &self.activity_output_types {
+            if !ACTIVITY_OUTPUT_TYPES.contains(&media_type.as_str()) {
+                bad(
+                    "content.activity_output_types",
+                    format!(
+                        "{media_type:?} is not one of {}",
+                        ACTIVITY_OUTPUT_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@
 pub mod body;
 pub mod collection;
 pub mod collections;
+pub mod content;
 pub mod extract;
 pub mod history;
 pub mod openapi;
@@ -52,6 +53,8 @@ pub struct DataState {
     postgres: Arc<OnceLock<Postgres>>,
     /// Set with it (audit history reads MongoDB).
     mongo: Arc<OnceLock<Mongo>>,
+    /// The split path (S3 + MongoDB), set with the stores.
+    content: Arc<OnceLock<crate::content::Content>>,
     pub max_body_bytes: usize,
     pub max_json_depth: u32,
 }
@@ -62,6 +65,7 @@ impl DataState {
             health,
             postgres: Arc::new(OnceLock::new()),
             mongo: Arc::new(OnceLock::new()),
+            content: Arc::new(OnceLock::new()),
             max_body_bytes: config.max_body_bytes,
             max_json_depth: config.max_json_depth,
         }
@@ -71,6 +75,17 @@ impl DataState {
     pub fn set_postgres(&self, postgres: Postgres) {
         // A second call would hand over the same stores: ignore it.
         let _ = self.postgres.set(postgres);
+    }
+
+    /// Hands the split path to the routes (once).
+    pub fn set_content(&self, content: crate::content::Content) {
+        let _ = self.content.set(content);
+    }
+
+    pub fn content(&self) -> Result<&crate::content::Content, Problem> {
+        self.content
+            .get()
+            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
     }
 
     pub fn postgres(&self) -> Result<&Postgres, Problem> {
@@ -94,7 +109,9 @@ impl DataState {
 
 /// Every route of the data API with its OpenAPI document.
 pub fn routes() -> OpenApiRouter<DataState> {
-    OpenApiRouter::with_openapi(openapi::base()).merge(collections::routes())
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(collections::routes())
+        .merge(content::routes())
 }
 
 /// The OpenAPI document of [`routes`], as served.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::records::table::{Field, Kind, Table};
+use crate::records::table::{Effect, Field, Kind, Table};
 
 pub const TABLE: Table = Table {
     name: "contracts",
@@ -19,20 +19,27 @@ pub const TABLE: Table = Table {
         Field::new("template_version", "template_version", Kind::Text)
             .create()
             .update(),
-        Field::new("accepted_by_name", "accepted_by_name", Kind::Text),
-        Field::new("accepted_by_email", "accepted_by_email", Kind::Text),
+        // Set only by the accept action (its typed input is not the
+        // generic transition body, which takes `to` alone).
+        Field::new("accepted_by_name", "accepted_by_name", Kind::Text).transition(),
+        Field::new("accepted_by_email", "accepted_by_email", Kind::Text).transition(),
         Field::new("accepted_at", "accepted_on", Kind::Timestamp),
-        Field::new("accepted_ip", "accepted_ip", Kind::Inet),
-        Field::new("accepted_user_agent", "accepted_user_agent", Kind::Text),
-        Field::new("pdf_sha256", "pdf_sha256", Kind::Text),
-        Field::new("pdf_version_id", "pdf_version_id", Kind::Text),
-        Field::new("retain_until", "retain_until", Kind::Timestamp),
-        Field::new("pdf_ref", "pdf_ref", Kind::Ulid),
+        Field::new("accepted_ip", "accepted_ip", Kind::Inet).transition(),
+        Field::new("accepted_user_agent", "accepted_user_agent", Kind::Text).transition(),
+        Field::new("pdf_sha256", "pdf_sha256", Kind::Text).transition(),
+        Field::new("pdf_version_id", "pdf_version_id", Kind::Text).transition(),
+        Field::new("retain_until", "retain_until", Kind::Timestamp).transition(),
+        Field::new("pdf_ref", "pdf_ref", Kind::Ulid).transition(),
+        // Internal: never on the wire (see `Contract::pdf_s3_key`).
+        Field::new("pdf_s3_key", "pdf_s3_key", Kind::Text).transition(),
     ],
     has_status: true,
     globals: false,
     on_insert: &[],
-    effects: &[],
+    effects: &[Effect {
+        to: &["accepted"],
+        set: "accepted_on = now()",
+    }],
     before: &[],
 };
 
@@ -63,6 +70,9 @@ pub struct Contract {
     pub retain_until: Option<DateTime<Utc>>,
     #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub pdf_ref: Option<String>,
+    /// The PDF's key in the contracts bucket: strata's, not the client's.
+    #[serde(skip)]
+    pub pdf_s3_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]

@@ -1,0 +1,374 @@
+//! Walks the three stores and reports what the split pattern forbids
+//! (dangling pointers: a PostgreSQL pointer to a missing MongoDB document
+//! or S3 object, a document pointing at a missing object) and what it
+//! tolerates until reclaimed (orphans: objects or documents nothing points
+//! at, left by a write that failed or crashed half-way).
+//!
+//! PostgreSQL is read on the administrative path (every tenant's rows, or
+//! one tenant's with `tenant`), read-only.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use serde::Serialize;
+
+use super::outputs::{self, OutputDocument};
+use super::{Content, ContentError};
+use crate::stores::Failure;
+use crate::stores::postgres::Postgres;
+
+/// A pointer to something missing: must never exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dangling {
+    pub tenant_ref: String,
+    /// Where the pointer is: `postgres:activities/{ref}` or
+    /// `mongo:activity_outputs/{ref}`.
+    pub from: String,
+    /// What is missing: `mongo:activity_outputs/{ref}` or `s3:{key}`.
+    pub missing: String,
+}
+
+/// Something nothing points at. An orphan document's object is not
+/// listed separately: it goes with the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    pub tenant_ref: String,
+    /// `mongo:activity_outputs/{ref}` or `s3:{key}`.
+    pub what: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub dangling: Vec<Dangling>,
+    pub orphans: Vec<Orphan>,
+}
+
+fn of_postgres(error: sqlx::Error) -> ContentError {
+    let detail = format!("PostgreSQL: {error}");
+    if Failure::of_postgres(&error).is_transient() {
+        ContentError::Unavailable(detail)
+    } else {
+        ContentError::Store(detail)
+    }
+}
+
+/// One pass over the stores (all tenants, or one).
+pub async fn scan(
+    pg: &Postgres,
+    content: &Content,
+    tenant: Option<&str>,
+) -> Result<Report, ContentError> {
+    let mut report = Report::default();
+
+    // PostgreSQL pointers: (tenant ref, activity ref, output ref).
+    let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
+    let pointers: Vec<(String, String, String)> = pg
+        .query_as(
+            "SELECT t.ref_id::text, a.ref_id::text, a.output_ref::text \
+             FROM activities a JOIN tenants t ON t.id = a.tenant_id \
+             WHERE a.output_ref IS NOT NULL AND ($1::text IS NULL OR t.ref_id::text = $1)",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(of_postgres)?;
+    tx.rollback().await.map_err(of_postgres)?;
+
+    // MongoDB documents, by (tenant, ref).
+    let filter = match tenant {
+        Some(t) => doc! { "tenantId": t },
+        None => Document::new(),
+    };
+    let documents: Vec<OutputDocument> = content
+        .mongo()
+        .collection::<OutputDocument>(outputs::COLLECTION)
+        .find(filter)
+        .await
+        .map_err(|e| ContentError::of_mongo("scan activity outputs", e))?
+        .try_collect()
+        .await
+        .map_err(|e| ContentError::of_mongo("scan activity outputs", e))?;
+    let by_ref: HashMap<(&str, &str), &OutputDocument> = documents
+        .iter()
+        .map(|d| ((d.tenant_id.as_str(), d.ref_id.as_str()), d))
+        .collect();
+
+    let mut pointed: HashSet<(&str, &str)> = HashSet::new();
+    for (tenant_ref, activity_ref, output_ref) in &pointers {
+        pointed.insert((tenant_ref, output_ref));
+        if !by_ref.contains_key(&(tenant_ref.as_str(), output_ref.as_str())) {
+            report.dangling.push(Dangling {
+                tenant_ref: tenant_ref.clone(),
+                from: format!("postgres:activities/{activity_ref}"),
+                missing: format!("mongo:{}/{output_ref}", outputs::COLLECTION),
+            });
+        }
+    }
+
+    // S3 objects under the prefix(es), by key.
+    let objects = list_objects(content, tenant.map(|t| format!("{t}/"))).await?;
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for document in &documents {
+        referenced.insert(&document.s3_key);
+        if !objects.contains_key(&document.s3_key) {
+            report.dangling.push(Dangling {
+                tenant_ref: document.tenant_id.clone(),
+                from: format!("mongo:{}/{}", outputs::COLLECTION, document.ref_id),
+                missing: format!("s3:{}", document.s3_key),
+            });
+        }
+        if !pointed.contains(&(document.tenant_id.as_str(), document.ref_id.as_str())) {
+            report.orphans.push(Orphan {
+                tenant_ref: document.tenant_id.clone(),
+                what: format!("mongo:{}/{}", outputs::COLLECTION, document.ref_id),
+                created_at: Some(document.created_at()),
+            });
+        }
+    }
+    for (key, modified) in &objects {
+        if !referenced.contains(key.as_str()) {
+            report.orphans.push(Orphan {
+                tenant_ref: key.split('/').next().unwrap_or_default().to_string(),
+                what: format!("s3:{key}"),
+                created_at: *modified,
+            });
+        }
+    }
+    contracts(pg, content, tenant, &mut report).await?;
+    report.dangling.sort_by(|a, b| a.from.cmp(&b.from));
+    report.orphans.sort_by(|a, b| a.what.cmp(&b.what));
+    Ok(report)
+}
+
+/// Contracts: every accepted contract's PDF version must exist in the
+/// contracts bucket; a PDF no contract points at (an acceptance that
+/// failed after the upload) is an orphan, reported as `s3-contracts:` —
+/// and, being under Object Lock, only ever reported: strata removes
+/// nothing from the contracts bucket.
+async fn contracts(
+    pg: &Postgres,
+    content: &Content,
+    tenant: Option<&str>,
+    report: &mut Report,
+) -> Result<(), ContentError> {
+    let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
+    let pointers: Vec<(String, String, String, Option<String>)> = pg
+        .query_as(
+            "SELECT t.ref_id::text, c.ref_id::text, c.pdf_s3_key, c.pdf_version_id \
+             FROM contracts c JOIN tenants t ON t.id = c.tenant_id \
+             WHERE c.pdf_s3_key IS NOT NULL AND ($1::text IS NULL OR t.ref_id::text = $1)",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(of_postgres)?;
+    tx.rollback().await.map_err(of_postgres)?;
+    let locked = content.contracts();
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for (tenant_ref, contract_ref, key, version) in &pointers {
+        referenced.insert(key);
+        let found = locked
+            .s3()
+            .head_object()
+            .bucket(locked.bucket())
+            .key(key)
+            .set_version_id(version.clone())
+            .send()
+            .await;
+        match found {
+            Ok(_) => {}
+            Err(e) if crate::stores::s3::is_not_found(&e) => report.dangling.push(Dangling {
+                tenant_ref: tenant_ref.clone(),
+                from: format!("postgres:contracts/{contract_ref}"),
+                missing: format!("s3-contracts:{key}"),
+            }),
+            Err(e) => return Err(ContentError::of_s3("HeadObject", e)),
+        }
+    }
+    let objects = list_objects(&locked, tenant.map(|t| format!("{t}/"))).await?;
+    for (key, modified) in &objects {
+        if !referenced.contains(key.as_str()) {
+            report.orphans.push(Orphan {
+                tenant_ref: key.split('/').next().unwrap_or_default().to_string(),
+                what: format!("s3-contracts:{key}"),
+                created_at: *modified,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every current object of the bucket under `prefix`, with its last
+/// modification time.
+async fn list_objects(
+    content: &Content,
+    prefix: Option<String>,
+) -> Result<HashMap<String, Option<DateTime<Utc>>>, ContentError> {
+    let mut objects = HashMap::new();
+    let mut pages = content
+        .s3()
+        .list_objects_v2()
+        .bucket(content.bucket())
+        .set_prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| ContentError::of_s3("ListObjectsV2", e))?;
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+                objects.insert(key.to_string(), modified);
+            }
+        }
+    }
+    Ok(objects)
+}
+
+/// What a repair did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repair {
+    /// Orphans removed (documents first, then their objects).
+    pub removed: Vec<String>,
+    /// Orphans younger than the grace period (a write may still be on its
+    /// way to pointing at them).
+    pub too_young: Vec<String>,
+    /// Contract PDFs: under Object Lock, never removed.
+    pub locked: Vec<String>,
+}
+
+/// Removes the orphans of `report` older than `grace`: an orphan document
+/// before its object (so a crash in between leaves an orphan object, not a
+/// document pointing at nothing), an orphan object of the content bucket.
+/// Never anything in the contracts bucket, never anything younger than the
+/// grace period or of unknown age. Safe while strata serves writes: a
+/// write points at what it stored within one request, far inside any grace.
+pub async fn repair(
+    content: &Content,
+    report: &Report,
+    grace: chrono::Duration,
+) -> Result<Repair, ContentError> {
+    let mut done = Repair::default();
+    let cutoff = Utc::now() - grace;
+    for orphan in &report.orphans {
+        if orphan.what.starts_with("s3-contracts:") {
+            done.locked.push(orphan.what.clone());
+            continue;
+        }
+        if orphan.created_at.is_none_or(|at| at > cutoff) {
+            done.too_young.push(orphan.what.clone());
+            continue;
+        }
+        if let Some(output_ref) = orphan
+            .what
+            .strip_prefix(&format!("mongo:{}/", outputs::COLLECTION))
+        {
+            let collection = content
+                .mongo()
+                .collection::<OutputDocument>(outputs::COLLECTION);
+            let filter = doc! { "tenantId": &orphan.tenant_ref, "refId": output_ref };
+            let document = collection
+                .find_one(filter.clone())
+                .await
+                .map_err(|e| ContentError::of_mongo("find orphan", e))?;
+            collection
+                .delete_one(filter)
+                .await
+                .map_err(|e| ContentError::of_mongo("delete orphan", e))?;
+            if let Some(document) = document
+                && super::in_prefix(&orphan.tenant_ref, &document.s3_key)
+            {
+                delete_object(content, &document.s3_key).await?;
+            }
+            done.removed.push(orphan.what.clone());
+        } else if let Some(key) = orphan.what.strip_prefix("s3:") {
+            delete_object(content, key).await?;
+            done.removed.push(orphan.what.clone());
+        }
+    }
+    Ok(done)
+}
+
+/// A delete marker over the current version (the bucket's lifecycle
+/// expires the old version later). Only ever the content bucket.
+async fn delete_object(content: &Content, key: &str) -> Result<(), ContentError> {
+    content
+        .s3()
+        .delete_object()
+        .bucket(content.bucket())
+        .key(key)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| ContentError::of_s3("DeleteObject", e))
+}
+
+/// The transaction-level advisory lock that lets one instance at a time
+/// run the periodic reconciliation ("strata:reconcile" as a number).
+pub const LOCK_KEY: i64 = 0x7374_7261_7463_6f6e;
+
+/// One periodic pass: the scan and a repair, on the instance that holds
+/// the advisory lock (`None`: another one does, nothing was done).
+pub async fn run_locked(
+    pg: &Postgres,
+    content: &Content,
+    grace: chrono::Duration,
+) -> Result<Option<(Report, Repair)>, ContentError> {
+    // The lock lives as long as this transaction on the administrative
+    // (direct) path, so it is released even if this instance dies.
+    let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
+    let (locked,): (bool,) = pg
+        .query_as("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(of_postgres)?;
+    if !locked {
+        return Ok(None);
+    }
+    let report = scan(pg, content, None).await?;
+    let repaired = repair(content, &report, grace).await?;
+    tx.commit().await.map_err(of_postgres)?;
+    Ok(Some((report, repaired)))
+}
+
+/// Runs [`run_locked`] every `interval` inside `serve`; N instances, one
+/// runner per pass. Dangling pointers are logged as errors.
+pub fn spawn_periodic(
+    pg: Postgres,
+    content: Content,
+    interval: std::time::Duration,
+    grace: chrono::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match run_locked(&pg, &content, grace).await {
+                Ok(None) => tracing::debug!("reconcile: another instance runs it"),
+                Ok(Some((report, repaired))) => {
+                    for d in &report.dangling {
+                        tracing::error!(from = %d.from, missing = %d.missing, "reconcile: dangling pointer");
+                    }
+                    tracing::info!(
+                        dangling = report.dangling.len(),
+                        orphans = report.orphans.len(),
+                        removed = repaired.removed.len(),
+                        "reconciled"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "reconcile failed; next pass later"),
+            }
+        }
+    })
+}
