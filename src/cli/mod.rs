@@ -9,6 +9,7 @@ mod migrate;
 mod reconcile;
 mod self_update;
 mod serve;
+mod transfer;
 mod tenant;
 mod token;
 mod version_cmd;
@@ -203,6 +204,21 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write one archive of everything a tenant owns in the three stores (with a manifest of checksums)
+    #[command(after_help = EXIT_CODES)]
+    Export {
+        #[arg(value_name = "REF")]
+        tenant_ref: String,
+        /// The archive to write (default: strata-tenant-REF.tar)
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Restore an exported tenant into these stores, refs kept; refused if any checksum fails
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        #[arg(value_name = "FILE")]
+        archive: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +353,14 @@ pub fn run() -> ExitCode {
         }
         Command::Tenant(TenantCommand::Delete { tenant_ref, json }) => {
             tenant_status(&cli.config, tenant_ref, TenantStatus::Deleted, json)
+        }
+        Command::Tenant(TenantCommand::Export { tenant_ref, output }) => {
+            with_config(&cli.config, |config| {
+                block_on(transfer::export(config, tenant_ref, output))
+            })
+        }
+        Command::Tenant(TenantCommand::Import { archive }) => {
+            with_config(&cli.config, |config| block_on(transfer::import(config, archive)))
         }
         Command::Config(ConfigCommand::Validate { file }) => config_cmd::validate(
             &ConfigSource::from_arg(file.as_deref().or(cli.config.as_deref())),

@@ -223,17 +223,6 @@ async fn boot_and_serve(
         stores.postgres.clone(),
         stores.mongo.clone(),
     ));
-    if config.content.reconcile_interval_secs > 0 {
-        running.tasks.push((
-            "reconcile",
-            crate::content::reconcile::spawn_periodic(
-                stores.postgres.clone(),
-                content,
-                Duration::from_secs(config.content.reconcile_interval_secs),
-                chrono::Duration::hours(i64::from(config.content.reconcile_grace_hours)),
-            ),
-        ));
-    }
     running.tasks.push((
         "health monitor",
         boot::spawn_health_monitor(stores.clone(), config.boot.clone(), health.clone()),
@@ -247,10 +236,21 @@ async fn boot_and_serve(
     running.tasks.push((
         "tenant purge",
         tokio::spawn(jobs::run_forever(
-            jobs::purge::Purge::new(stores.clone(), live),
+            jobs::purge::Purge::new(stores.clone(), live.clone()),
             lease(jobs::purge::NAME),
         )),
     ));
+    running.leases.push(lease(jobs::purge::NAME));
+    if config.content.reconcile_interval_secs > 0 {
+        running.tasks.push((
+            "reconcile",
+            tokio::spawn(jobs::run_forever(
+                jobs::reconcile::Reconcile::new(stores.postgres.clone(), content, live),
+                lease(jobs::reconcile::NAME),
+            )),
+        ));
+        running.leases.push(lease(jobs::reconcile::NAME));
+    }
     if let Some(hangups) = reload.hangups {
         running.tasks.push((
             "reload",
@@ -262,7 +262,6 @@ async fn boot_and_serve(
             )),
         ));
     }
-    running.leases.push(lease(jobs::purge::NAME));
     tracing::info!(%instance, "background jobs started");
     tracing::info!("ready");
     stop.wait().await;

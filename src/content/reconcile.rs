@@ -339,36 +339,3 @@ pub async fn run_locked(
     tx.commit().await.map_err(of_postgres)?;
     Ok(Some((report, repaired)))
 }
-
-/// Runs [`run_locked`] every `interval` inside `serve`; N instances, one
-/// runner per pass. Dangling pointers are logged as errors.
-pub fn spawn_periodic(
-    pg: Postgres,
-    content: Content,
-    interval: std::time::Duration,
-    grace: chrono::Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            match run_locked(&pg, &content, grace).await {
-                Ok(None) => tracing::debug!("reconcile: another instance runs it"),
-                Ok(Some((report, repaired))) => {
-                    for d in &report.dangling {
-                        tracing::error!(from = %d.from, missing = %d.missing, "reconcile: dangling pointer");
-                    }
-                    tracing::info!(
-                        dangling = report.dangling.len(),
-                        orphans = report.orphans.len(),
-                        removed = repaired.removed.len(),
-                        "reconciled"
-                    );
-                }
-                Err(e) => tracing::warn!(error = %e, "reconcile failed; next pass later"),
-            }
-        }
-    })
-}

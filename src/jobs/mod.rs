@@ -11,6 +11,7 @@
 //! Times are PostgreSQL's (`now()`), so instances with skewed clocks agree.
 
 pub mod purge;
+pub mod reconcile;
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,6 +45,8 @@ pub enum JobError {
     S3(String),
     #[error("schema definitions: {0}")]
     Schema(String),
+    #[error("{0}")]
+    Content(String),
 }
 
 /// A job: what it is called, how often it runs, what one run does. A run
