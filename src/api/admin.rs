@@ -25,11 +25,14 @@ pub struct AdminState {
     pub health: Health,
     pub token_sha256: Arc<str>,
     pub build: BuildInfo,
+    /// Set once the stores are ready (for the billing summary).
+    pub stores: Arc<std::sync::OnceLock<crate::stores::Stores>>,
 }
 
 pub fn router(state: AdminState) -> Router {
     let admin = Router::new()
         .route("/admin/status", get(status))
+        .route("/admin/usage/summary", get(super::billing::summary))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/livez", get(livez))

@@ -79,10 +79,12 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_listener = api::bind("admin API", config.admin.listen).await?;
     let data_listener = api::bind("data API", config.api.listen).await?;
+    let admin_stores = Arc::new(std::sync::OnceLock::new());
     let admin_router = admin::router(admin::AdminState {
         health: health.clone(),
         token_sha256: Arc::from(config.admin.token_sha256.as_str()),
         build,
+        stores: admin_stores.clone(),
     });
     let data_state = data::DataState::new(health.clone(), &config.api);
     let data_router = data::router(data_state.clone());
@@ -107,7 +109,14 @@ async fn serve(config: Config, stop: Stop) -> Result<(), BootError> {
     tracing::info!(admin = %config.admin.listen, api = %config.api.listen, "listening");
 
     let mut running = Running::default();
-    let result = boot_and_serve(&config, &health, &data_state, stop.clone(), &mut running).await;
+    let result = boot_and_serve(
+        &config,
+        &health,
+        (&data_state, &admin_stores),
+        stop.clone(),
+        &mut running,
+    )
+    .await;
 
     // The ordered stop; see the module documentation.
     systemd::stopping();
@@ -145,7 +154,7 @@ struct Running {
 async fn boot_and_serve(
     config: &Config,
     health: &Health,
-    data_state: &data::DataState,
+    (data_state, admin_stores): (&data::DataState, &std::sync::OnceLock<Stores>),
     mut stop: Stop,
     running: &mut Running,
 ) -> Result<(), BootError> {
@@ -170,6 +179,8 @@ async fn boot_and_serve(
         Some(result) => result?,
     };
     data_state.set_postgres(stores.postgres.clone());
+    data_state.set_mongo(stores.mongo.clone());
+    let _ = admin_stores.set(stores.clone());
     health.set_step(
         Step::Listen,
         StepState::Done,

@@ -211,13 +211,6 @@ pub mod usage_events {
         UsageEvent,
         UsageEventFilter
     );
-    crate::op_create!(
-        "usage-events",
-        "usage event",
-        TABLE,
-        UsageEvent,
-        CreateUsageEvent
-    );
     crate::op_get!("usage-events", "usage event", TABLE, UsageEvent);
 }
 
@@ -243,6 +236,8 @@ pub fn routes() -> OpenApiRouter<DataState> {
     router
         .routes(routes!(skills::list, skills::create))
         .routes(routes!(skills::get, skills::update, skills::delete))
-        .routes(routes!(usage_events::list, usage_events::create))
+        .routes(routes!(usage_events::list, super::usage::create))
         .routes(routes!(usage_events::get))
+        .routes(routes!(super::usage::record_batch))
+        .routes(routes!(super::usage::summary))
 }

@@ -20,6 +20,7 @@ pub mod collections;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod usage;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::problem::{Problem, REQUEST_ID};
 use crate::boot::Health;
 use crate::config::ApiConfig;
+use crate::stores::mongo::Mongo;
 use crate::stores::postgres::Postgres;
 
 /// Seconds a client is told to wait while strata boots.
@@ -48,8 +50,19 @@ pub struct DataState {
     pub health: Health,
     /// Set once the stores are ready (the router serves before that).
     postgres: Arc<OnceLock<Postgres>>,
+    /// Set with PostgreSQL: the logs, payloads and skills documents.
+    mongo: Arc<OnceLock<Mongo>>,
     pub max_body_bytes: usize,
     pub max_json_depth: u32,
+    pub limits: BatchLimits,
+}
+
+/// The limits of batch requests (`api.max_batch_*`, `api.max_payload_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_items: usize,
+    pub max_body_bytes: usize,
+    pub max_payload_bytes: usize,
 }
 
 impl DataState {
@@ -57,9 +70,26 @@ impl DataState {
         Self {
             health,
             postgres: Arc::new(OnceLock::new()),
+            mongo: Arc::new(OnceLock::new()),
             max_body_bytes: config.max_body_bytes,
             max_json_depth: config.max_json_depth,
+            limits: BatchLimits {
+                max_items: config.max_batch_items as usize,
+                max_body_bytes: config.max_batch_body_bytes,
+                max_payload_bytes: config.max_payload_bytes,
+            },
         }
+    }
+
+    /// Hands the ready MongoDB handle to the routes (once).
+    pub fn set_mongo(&self, mongo: Mongo) {
+        let _ = self.mongo.set(mongo);
+    }
+
+    pub fn mongo(&self) -> Result<&Mongo, Problem> {
+        self.mongo
+            .get()
+            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
     }
 
     /// Hands the ready PostgreSQL handle to the routes (once).
