@@ -3,6 +3,7 @@ pub mod boot;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod logs;
 pub mod ops;
 pub mod records;
 pub mod retry;

@@ -240,4 +240,5 @@ pub fn routes() -> OpenApiRouter<DataState> {
         .routes(routes!(usage_events::get))
         .routes(routes!(super::usage::record_batch))
         .routes(routes!(super::usage::summary))
+        .routes(routes!(super::tool_call_batch::ingest))
 }
