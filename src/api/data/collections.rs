@@ -160,10 +160,7 @@ pub mod skills {
     use crate::records::collections::skills::*;
     crate::list_filter!(SkillFilter);
     crate::op_list!("skills", "skills", TABLE, Skill, SkillFilter);
-    crate::op_create!("skills", "skill", TABLE, Skill, CreateSkill);
     crate::op_get!("skills", "skill", TABLE, Skill);
-    crate::op_update!("skills", "skill", TABLE, Skill, UpdateSkill);
-    crate::op_delete!("skills", "skill", TABLE, Skill);
 }
 
 pub mod integrations {
@@ -234,8 +231,13 @@ pub fn routes() -> OpenApiRouter<DataState> {
     let router = full!(router, tool_calls);
     let router = full!(router, integrations);
     router
-        .routes(routes!(skills::list, skills::create))
-        .routes(routes!(skills::get, skills::update, skills::delete))
+        .routes(routes!(skills::list, super::skills::create))
+        .routes(routes!(
+            skills::get,
+            super::skills::update,
+            super::skills::delete
+        ))
+        .routes(routes!(super::skills::search))
         .routes(routes!(usage_events::list, super::usage::create))
         .routes(routes!(usage_events::get))
         .routes(routes!(super::usage::record_batch))
