@@ -72,6 +72,9 @@ struct Status {
     dependencies: BTreeMap<Dependency, DependencyStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<SchemaReport>,
+    /// TTL seconds of the MongoDB collections that expire, as the server has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mongo_ttl_secs: Option<BTreeMap<String, u64>>,
 }
 
 async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
@@ -81,5 +84,9 @@ async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
         uptime_secs: state.health.uptime().as_secs(),
         dependencies: state.health.dependencies(),
         schema: state.health.schema(),
+        mongo_ttl_secs: match state.stores.get() {
+            Some(stores) => crate::logs::payloads::ttls(&stores.mongo).await.ok(),
+            None => None,
+        },
     })
 }

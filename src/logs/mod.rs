@@ -9,6 +9,7 @@
 //! ever names a document that was never written; an interruption in
 //! between leaves an orphan document, which a retry adopts.
 
+pub mod payloads;
 pub mod skills;
 pub mod tool_calls;
 

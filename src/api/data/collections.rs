@@ -243,4 +243,5 @@ pub fn routes() -> OpenApiRouter<DataState> {
         .routes(routes!(super::usage::record_batch))
         .routes(routes!(super::usage::summary))
         .routes(routes!(super::tool_call_batch::ingest))
+        .routes(routes!(super::payloads::append, super::payloads::list))
 }

@@ -20,6 +20,7 @@ pub mod collections;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod payloads;
 pub mod skills;
 pub mod tool_call_batch;
 pub mod usage;
