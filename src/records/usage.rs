@@ -244,28 +244,39 @@ pub struct TenantMonthlyUsage {
     pub events: i64,
 }
 
-/// What one tenant's summary reads: its events of `[from, to + 1 month)`,
-/// by (UTC) month and metric. `$2`, `$3`: the bounds.
+/// What one tenant's summary reads: per month of `$2..=$3` (the months'
+/// first instants as UTC wall-clock `timestamp`s, so that month arithmetic
+/// never meets a time zone), one range scan of the tenant's events in
+/// `[month, month + 1)` summed per metric in a small hash table; no sort of
+/// the events themselves.
 pub const TENANT_SUMMARY_SQL: &str = "\
-    SELECT to_char(date_trunc('month', occurred_on AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, \
-           metric, sum(quantity)::bigint AS quantity, count(*) AS events \
-    FROM usage_events \
-    WHERE tenant_id = $1 AND deleted_on IS NULL AND occurred_on >= $2 AND occurred_on < $3 \
-    GROUP BY 1, 2 ORDER BY 1, 2";
+    SELECT to_char(m.month, 'YYYY-MM') AS month, s.metric, s.quantity, s.events \
+    FROM generate_series($2::timestamp, $3::timestamp, interval '1 month') AS m(month) \
+    CROSS JOIN LATERAL ( \
+      SELECT u.metric, sum(u.quantity)::bigint AS quantity, count(*) AS events \
+      FROM usage_events u \
+      WHERE u.tenant_id = $1 AND u.deleted_on IS NULL \
+        AND u.occurred_on >= (m.month AT TIME ZONE 'UTC') \
+        AND u.occurred_on < ((m.month + interval '1 month') AT TIME ZONE 'UTC') \
+      GROUP BY u.metric) s \
+    ORDER BY 1, 2";
 
-/// Every tenant's: one index range scan per tenant (`LATERAL`), since an
-/// index on (tenant_id, occurred_on) cannot serve a time range across
-/// tenants by itself.
+/// Every tenant's: the same scans per tenant and month (an index on
+/// (tenant_id, occurred_on) cannot serve a time range across tenants by
+/// itself).
 pub const ADMIN_SUMMARY_SQL: &str = "\
-    SELECT t.ref_id::text AS tenant_ref, s.month, s.metric, s.quantity, s.events \
-    FROM tenants t CROSS JOIN LATERAL ( \
-      SELECT to_char(date_trunc('month', u.occurred_on AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, \
-             u.metric, sum(u.quantity)::bigint AS quantity, count(*) AS events \
+    SELECT t.ref_id::text AS tenant_ref, to_char(m.month, 'YYYY-MM') AS month, \
+           s.metric, s.quantity, s.events \
+    FROM tenants t \
+    CROSS JOIN generate_series($1::timestamp, $2::timestamp, interval '1 month') AS m(month) \
+    CROSS JOIN LATERAL ( \
+      SELECT u.metric, sum(u.quantity)::bigint AS quantity, count(*) AS events \
       FROM usage_events u \
       WHERE u.tenant_id = t.id AND u.deleted_on IS NULL \
-        AND u.occurred_on >= $1 AND u.occurred_on < $2 \
-      GROUP BY 1, 2) s \
-    ORDER BY s.month, t.ref_id, s.metric";
+        AND u.occurred_on >= (m.month AT TIME ZONE 'UTC') \
+        AND u.occurred_on < ((m.month + interval '1 month') AT TIME ZONE 'UTC') \
+      GROUP BY u.metric) s \
+    ORDER BY 2, 1, 3";
 
 /// One tenant's usage from the month `from` to the month `to` (both
 /// included).
@@ -279,8 +290,8 @@ pub async fn summary(
     Ok(pg
         .query_as(TENANT_SUMMARY_SQL)
         .bind(tenant_id)
-        .bind(from.start())
-        .bind(to.next().start())
+        .bind(from.start().naive_utc())
+        .bind(to.start().naive_utc())
         .fetch_all(&mut **tx)
         .await?)
 }
@@ -295,8 +306,8 @@ pub async fn summary_all(
     let mut tx = pg.begin_admin().await?;
     let rows = pg
         .query_as(ADMIN_SUMMARY_SQL)
-        .bind(from.start())
-        .bind(to.next().start())
+        .bind(from.start().naive_utc())
+        .bind(to.start().naive_utc())
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
