@@ -6,6 +6,7 @@ pub mod config;
 pub mod content;
 pub mod domain;
 pub mod jobs;
+pub mod logs;
 pub mod ops;
 pub mod records;
 pub mod retry;

@@ -111,7 +111,11 @@ async fn export_then_import_into_empty_stores_is_identical_and_corruption_is_ref
     let v1 = |rest: &str| format!("/v1/tenants/{tenant}/{rest}");
     // Records in several states, and content through the split pattern.
     let activity = api
-        .post(&v1("activities"), &token, json!({"kind": "k", "status": "running"}))
+        .post(
+            &v1("activities"),
+            &token,
+            json!({"kind": "k", "status": "running"}),
+        )
         .await;
     let activity_ref = activity.body["ref"].as_str().expect("ref").to_string();
     let output = api
@@ -125,19 +129,30 @@ async fn export_then_import_into_empty_stores_is_identical_and_corruption_is_ref
         .expect("write output");
     assert_eq!(output.status().as_u16(), 201);
     let post = api
-        .post(&v1("blog-posts"), &token, json!({"title": "t", "activityRef": activity_ref}))
+        .post(
+            &v1("blog-posts"),
+            &token,
+            json!({"title": "t", "activityRef": activity_ref}),
+        )
         .await;
     assert_eq!(post.status, 201, "{post:?}");
     let strategy = api.post(&v1("strategies"), &token, json!({})).await;
     let strategy_ref = strategy.body["ref"].as_str().expect("ref");
     for to in ["pending_approval", "approved", "active"] {
         let moved = api
-            .post(&v1(&format!("strategies/{strategy_ref}/transitions")), &token, json!({"to": to}))
+            .post(
+                &v1(&format!("strategies/{strategy_ref}/transitions")),
+                &token,
+                json!({"to": to}),
+            )
             .await;
         assert_eq!(moved.status, 200, "{moved:?}");
     }
     let source = snapshot(&api.fixture, &tenant).await;
-    assert!(source.keys().any(|k| k.starts_with("s3/content/")), "{source:?}");
+    assert!(
+        source.keys().any(|k| k.starts_with("s3/content/")),
+        "{source:?}"
+    );
 
     let dir = tempfile::tempdir().expect("temp dir");
     let archive = dir.path().join("acme.tar");
@@ -153,17 +168,15 @@ async fn export_then_import_into_empty_stores_is_identical_and_corruption_is_ref
     // Into empty stores (another database, MongoDB database and buckets).
     let target = Fixture::new("transfer-dst").await;
     target.migrated_stores().await;
-    let (code, out, err) = run(target.strata(&[
-        "tenant",
-        "import",
-        archive.to_str().expect("utf-8"),
-    ]));
+    let (code, out, err) =
+        run(target.strata(&["tenant", "import", archive.to_str().expect("utf-8")]));
     assert_eq!(code, Some(0), "{out}\n{err}");
     let imported = snapshot(&target, &tenant).await;
     assert_eq!(imported, source, "the import differs from the source");
 
     // Importing the same tenant again is refused.
-    let (code, _, err) = run(target.strata(&["tenant", "import", archive.to_str().expect("utf-8")]));
+    let (code, _, err) =
+        run(target.strata(&["tenant", "import", archive.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("already exists"), "{err}");
 
@@ -179,7 +192,8 @@ async fn export_then_import_into_empty_stores_is_identical_and_corruption_is_ref
     std::fs::write(&corrupted, &bytes).expect("write");
     let empty = Fixture::new("transfer-bad").await;
     let stores = empty.migrated_stores().await;
-    let (code, _, err) = run(empty.strata(&["tenant", "import", corrupted.to_str().expect("utf-8")]));
+    let (code, _, err) =
+        run(empty.strata(&["tenant", "import", corrupted.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("sha256"), "{err}");
     let mut tx = stores.postgres.begin_admin().await.expect("admin");

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod data;
 pub mod problem;
 pub mod request_id;

@@ -9,9 +9,9 @@ mod migrate;
 mod reconcile;
 mod self_update;
 mod serve;
-mod transfer;
 mod tenant;
 mod token;
+mod transfer;
 mod version_cmd;
 
 use std::path::PathBuf;
@@ -359,9 +359,9 @@ pub fn run() -> ExitCode {
                 block_on(transfer::export(config, tenant_ref, output))
             })
         }
-        Command::Tenant(TenantCommand::Import { archive }) => {
-            with_config(&cli.config, |config| block_on(transfer::import(config, archive)))
-        }
+        Command::Tenant(TenantCommand::Import { archive }) => with_config(&cli.config, |config| {
+            block_on(transfer::import(config, archive))
+        }),
         Command::Config(ConfigCommand::Validate { file }) => config_cmd::validate(
             &ConfigSource::from_arg(file.as_deref().or(cli.config.as_deref())),
         ),

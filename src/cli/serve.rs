@@ -208,6 +208,7 @@ async fn boot_and_serve(
     data_state.set_content(content.clone());
     data_state.set_postgres(stores.postgres.clone());
     admin_state.set_postgres(stores.postgres.clone());
+    admin_state.set_stores(stores.clone());
     data_state.set_mongo(stores.mongo.clone());
     health.set_step(
         Step::Listen,

@@ -166,6 +166,15 @@ pub struct ApiConfig {
     /// The deepest nesting of arrays and objects a JSON body may have;
     /// deeper ones get 422 before they are parsed.
     pub max_json_depth: u32,
+    /// The most items one batch request (`tool-calls:batch`,
+    /// `usage-events:batch`) may carry; more get 422.
+    pub max_batch_items: u32,
+    /// The largest body a batch request may have (it carries up to
+    /// `max_batch_items` payloads); larger ones get 413.
+    pub max_batch_body_bytes: usize,
+    /// The largest request + response payload of one tool call (its JSON
+    /// size); a larger one is refused for that item only.
+    pub max_payload_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -174,6 +183,9 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             max_json_depth: 32,
+            max_batch_items: 1000,
+            max_batch_body_bytes: 16 * 1024 * 1024,
+            max_payload_bytes: 256 * 1024,
         }
     }
 }

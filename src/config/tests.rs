@@ -294,3 +294,32 @@ fn content_limits_name_their_keys() {
         Ok(())
     });
 }
+
+#[test]
+fn batch_limits_are_validated_naming_their_keys() {
+    in_jail(|jail| {
+        let config = load_in_jail(jail, None).map_err(|e| e.to_string())?;
+        assert_eq!(
+            (
+                config.api.max_batch_items,
+                config.api.max_batch_body_bytes,
+                config.api.max_payload_bytes
+            ),
+            (1000, 16 * 1024 * 1024, 256 * 1024)
+        );
+        jail.set_env("STRATA_API__MAX_BATCH_ITEMS", "0");
+        jail.set_env("STRATA_API__MAX_BATCH_BODY_BYTES", "1000");
+        jail.set_env("STRATA_API__MAX_PAYLOAD_BYTES", "20000000");
+        let keys = invalid_keys(load_in_jail(jail, None).expect_err("out of range"));
+        let named: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(
+            named,
+            vec![
+                "api.max_batch_items",
+                "api.max_batch_body_bytes",
+                "api.max_payload_bytes"
+            ]
+        );
+        Ok(())
+    });
+}

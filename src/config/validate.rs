@@ -173,6 +173,24 @@ impl Config {
             bad("api.max_json_depth", "must be between 2 and 128".into());
         }
         self.content.check(&mut bad);
+        if !(1..=10_000).contains(&self.api.max_batch_items) {
+            bad("api.max_batch_items", "must be between 1 and 10000".into());
+        }
+        if !(self.api.max_body_bytes..=1024 * 1024 * 1024).contains(&self.api.max_batch_body_bytes)
+        {
+            bad(
+                "api.max_batch_body_bytes",
+                "must be between api.max_body_bytes and 1073741824 (1 GiB)".into(),
+            );
+        }
+        // A payload is one MongoDB document (16 MiB at most, with its envelope).
+        if !(1024..=15 * 1024 * 1024).contains(&self.api.max_payload_bytes) {
+            bad(
+                "api.max_payload_bytes",
+                "must be between 1024 and 15728640 (15 MiB: a MongoDB document holds 16 MiB)"
+                    .into(),
+            );
+        }
         if self.api.listen == self.admin.listen {
             bad("admin.listen", "must differ from api.listen".into());
         }

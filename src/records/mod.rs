@@ -8,10 +8,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod collections;
 pub mod error;
 pub mod page;
 pub mod table;
+pub mod usage;
 pub mod wire;
 
 pub use error::RecordError;

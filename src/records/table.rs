@@ -186,7 +186,8 @@ pub enum Purpose {
 }
 
 impl Table {
-    fn columns(&self) -> String {
+    /// The select list of a record (`t.` is the table).
+    pub fn columns(&self) -> String {
         let mut select = String::from("t.ref_id::text AS record_ref");
         for field in self.fields {
             select.push_str(&format!(", {} AS {}", field.select(), field.name));

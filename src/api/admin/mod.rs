@@ -57,6 +57,8 @@ pub struct AdminState {
     pub build: BuildInfo,
     /// Set once the stores are ready (the listener serves before that).
     postgres: Arc<OnceLock<Postgres>>,
+    /// All three, for the billing summary and the TTLs in the status.
+    pub stores: Arc<OnceLock<crate::stores::Stores>>,
     /// The configuration at start, and the live one once serving (SIGHUP).
     initial_config: Arc<crate::config::Config>,
     live_config: Arc<OnceLock<crate::ops::reload::Live>>,
@@ -69,9 +71,15 @@ impl AdminState {
             token_sha256: Arc::from(token_sha256),
             build,
             postgres: Arc::new(OnceLock::new()),
+            stores: Arc::new(OnceLock::new()),
             initial_config: Arc::new(crate::config::Config::default()),
             live_config: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Hands the ready stores to the routes (once).
+    pub fn set_stores(&self, stores: crate::stores::Stores) {
+        let _ = self.stores.set(stores);
     }
 
     /// The configuration to show until serving starts.
@@ -150,6 +158,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(ops::migrations))
         .routes(routes!(ops::config))
         .routes(routes!(ops::jobs))
+        .routes(routes!(crate::api::billing::summary))
 }
 
 /// The admin API's OpenAPI document, as served.
@@ -247,6 +256,9 @@ struct Status {
     /// How long MongoDB keeps the log collections (days, from the
     /// configuration in force; applied as TTL indexes at boot and reload).
     ttl_days: BTreeMap<&'static str, u32>,
+    /// TTL seconds of the MongoDB collections that expire, as the server has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mongo_ttl_secs: Option<BTreeMap<String, u64>>,
 }
 
 #[utoipa::path(
@@ -274,6 +286,10 @@ async fn status(State(state): State<AdminState>) -> Json<impl Serialize> {
                 ),
                 ("entity_diffs", config.mongo.entity_diffs_ttl_days),
             ])
+        },
+        mongo_ttl_secs: match state.stores.get() {
+            Some(stores) => crate::logs::payloads::ttls(&stores.mongo).await.ok(),
+            None => None,
         },
     })
 }

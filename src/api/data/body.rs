@@ -39,6 +39,43 @@ impl<T: DeserializeOwned> FromRequest<DataState> for JsonBody<T> {
     }
 }
 
+/// A batch's JSON body: like [`JsonBody`], with the batch body limit
+/// (`api.max_batch_body_bytes`) in place of the ordinary one.
+pub struct BatchBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<DataState> for BatchBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &DataState) -> Result<Self, Problem> {
+        if !is_json(request.headers().get(header::CONTENT_TYPE)) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let limit = state.limits.max_body_bytes;
+        // The ordinary limit (DefaultBodyLimit) only binds extractors that
+        // ask for it; reading the body here applies the batch limit alone.
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|e| {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if too_large {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the batch is larger than {limit} bytes"),
+                    )
+                } else {
+                    Problem::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())
+                }
+            })?;
+        parse(&bytes, state.max_json_depth).map(BatchBody)
+    }
+}
+
 fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;

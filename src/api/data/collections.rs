@@ -167,11 +167,8 @@ pub mod skills {
     use crate::records::collections::skills::*;
     crate::list_filter!(SkillFilter);
     crate::op_list!("skills", "skills", TABLE, Skill, SkillFilter);
-    crate::op_create!("skills", "skill", TABLE, Skill, CreateSkill);
     crate::op_get!("skills", "skill", TABLE, Skill);
     crate::op_history!("skills", "skill", TABLE, Skill);
-    crate::op_update!("skills", "skill", TABLE, Skill, UpdateSkill);
-    crate::op_delete!("skills", "skill", TABLE, Skill);
 }
 
 pub mod integrations {
@@ -220,13 +217,6 @@ pub mod usage_events {
         UsageEvent,
         UsageEventFilter
     );
-    crate::op_create!(
-        "usage-events",
-        "usage event",
-        TABLE,
-        UsageEvent,
-        CreateUsageEvent
-    );
     crate::op_get!("usage-events", "usage event", TABLE, UsageEvent);
     crate::op_history!("usage-events", "usage event", TABLE, UsageEvent);
 }
@@ -252,10 +242,19 @@ pub fn routes() -> OpenApiRouter<DataState> {
     let router = full!(router, tool_calls);
     let router = full!(router, integrations);
     router
-        .routes(routes!(skills::list, skills::create))
-        .routes(routes!(skills::get, skills::update, skills::delete))
+        .routes(routes!(skills::list, super::skills::create))
+        .routes(routes!(
+            skills::get,
+            super::skills::update,
+            super::skills::delete
+        ))
         .routes(routes!(skills::history))
-        .routes(routes!(usage_events::list, usage_events::create))
+        .routes(routes!(super::skills::search))
+        .routes(routes!(usage_events::list, super::usage::create))
         .routes(routes!(usage_events::get))
         .routes(routes!(usage_events::history))
+        .routes(routes!(super::usage::record_batch))
+        .routes(routes!(super::usage::summary))
+        .routes(routes!(super::tool_call_batch::ingest))
+        .routes(routes!(super::payloads::append, super::payloads::list))
 }

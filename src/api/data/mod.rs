@@ -22,6 +22,10 @@ pub mod extract;
 pub mod history;
 pub mod openapi;
 pub mod ops;
+pub mod payloads;
+pub mod skills;
+pub mod tool_call_batch;
+pub mod usage;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -57,6 +61,15 @@ pub struct DataState {
     content: Arc<OnceLock<crate::content::Content>>,
     pub max_body_bytes: usize,
     pub max_json_depth: u32,
+    pub limits: BatchLimits,
+}
+
+/// The limits of batch requests (`api.max_batch_*`, `api.max_payload_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_items: usize,
+    pub max_body_bytes: usize,
+    pub max_payload_bytes: usize,
 }
 
 impl DataState {
@@ -68,7 +81,23 @@ impl DataState {
             content: Arc::new(OnceLock::new()),
             max_body_bytes: config.max_body_bytes,
             max_json_depth: config.max_json_depth,
+            limits: BatchLimits {
+                max_items: config.max_batch_items as usize,
+                max_body_bytes: config.max_batch_body_bytes,
+                max_payload_bytes: config.max_payload_bytes,
+            },
         }
+    }
+
+    /// Hands the ready MongoDB handle to the routes (once).
+    pub fn set_mongo(&self, mongo: Mongo) {
+        let _ = self.mongo.set(mongo);
+    }
+
+    pub fn mongo(&self) -> Result<&Mongo, Problem> {
+        self.mongo
+            .get()
+            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
     }
 
     /// Hands the ready PostgreSQL handle to the routes (once).
@@ -90,18 +119,6 @@ impl DataState {
 
     pub fn postgres(&self) -> Result<&Postgres, Problem> {
         self.postgres
-            .get()
-            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
-    }
-
-    /// Hands the ready MongoDB handle to the routes (once).
-    pub fn set_mongo(&self, mongo: Mongo) {
-        // A second call would hand over the same store: ignore it.
-        let _ = self.mongo.set(mongo);
-    }
-
-    pub fn mongo(&self) -> Result<&Mongo, Problem> {
-        self.mongo
             .get()
             .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
     }

@@ -62,9 +62,21 @@ pub struct CreateSkill {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub version: Option<i32>,
+    /// Set by strata when `content`, `description` or `tags` are given
+    /// (it points at the searchable document); else the client's pointer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<String>,
+    /// Searchable (weight 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The skill's text, searchable (weight 1; the name weighs 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// For filtering searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 32)]
+    pub tags: Option<Vec<String>>,
 }
 
 /// Changes to a skill: absent fields stay, `null` clears `contentRef`.
@@ -81,4 +93,14 @@ pub struct UpdateSkill {
     )]
     #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<Option<String>>,
+    /// A new description (a new searchable document; absent: kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// New text (a new searchable document; absent: kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// New tags (a new searchable document; absent: kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 32)]
+    pub tags: Option<Vec<String>>,
 }

@@ -43,6 +43,12 @@ crate::versioned!(UsageEvent);
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUsageEvent {
+    /// The event's ref, made by the client (a ULID), so that a retry
+    /// records nothing new (200 with the event). Default: a new one (then
+    /// a retry records the event again).
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    pub record_ref: Option<String>,
     /// e.g. `tokens.input`: lower-case, digits, `_` and `.`.
     #[schema(pattern = "^[a-z][a-z0-9_.]{0,99}$", example = "tokens.input")]
     pub metric: String,

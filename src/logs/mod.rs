@@ -1,0 +1,30 @@
+//! The MongoDB side of the high-volume and query-shaped records (SPEC
+//! section 2): tool-call payloads ingested in batches beside their
+//! PostgreSQL summaries, integration payloads, and skills' full-text
+//! search. Documents carry the tenant's ref as `tenantId` (`global` for
+//! global templates), and every query names it.
+//!
+//! Cross-store rule (as for the split pattern): the MongoDB document is
+//! written before the PostgreSQL row that points at it, so no pointer
+//! ever names a document that was never written; an interruption in
+//! between leaves an orphan document, which a retry adopts.
+
+pub mod payloads;
+pub mod skills;
+pub mod tool_calls;
+
+use crate::records::RecordError;
+use crate::stores::Failure;
+
+/// A MongoDB failure in record terms: transient ones are `Unavailable`
+/// (503, retry), the rest a store error.
+pub fn mongo_error(error: mongodb::error::Error) -> RecordError {
+    if Failure::of_mongo(&error).is_transient() {
+        RecordError::Unavailable(error.to_string())
+    } else {
+        RecordError::Store(error.to_string())
+    }
+}
+
+/// MongoDB's duplicate key error: the document is already there.
+pub const DUPLICATE_KEY: i32 = 11000;
