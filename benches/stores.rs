@@ -311,7 +311,8 @@ async fn tool_call_ingest(stores: &Stores, config: &Config) {
         },
     )
     .await
-    .expect("tenant");
+    .expect("tenant")
+    .tenant_ref;
     let tenant_id = stores
         .postgres
         .tenant_id(&tenant_ref)

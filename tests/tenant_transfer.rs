@@ -43,7 +43,7 @@ async fn snapshot(fixture: &Fixture, tenant_ref: &str) -> BTreeMap<String, Strin
     );
     for table in tables {
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT row_to_json(t)::text FROM {table} t WHERE tenant_id = $1 ORDER BY ref_id"
+            "SELECT row_to_json(t)::text FROM {table} t WHERE tenant_id = $1 ORDER BY 1"
         )))
         .bind(id)
         .fetch_all(&mut *tx)
@@ -148,7 +148,31 @@ async fn export_then_import_into_empty_stores_is_identical_and_corruption_is_ref
             .await;
         assert_eq!(moved.status, 200, "{moved:?}");
     }
+    // The audit diffs of these writes reach MongoDB first (the outbox
+    // drains within a second), so the source stands still for the snapshot.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut tx = api.pg.begin_admin().await.expect("admin");
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_outbox")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("outbox");
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox never drained"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let source = snapshot(&api.fixture, &tenant).await;
+    assert!(
+        source
+            .get("mongo/entity_diffs")
+            .is_some_and(|d| !d.is_empty()),
+        "the audit trail is part of the export"
+    );
     assert!(
         source.keys().any(|k| k.starts_with("s3/content/")),
         "{source:?}"
