@@ -104,11 +104,25 @@ pub async fn purge_tenant(
         tenant_ref: tenant_ref.to_string(),
         ..Default::default()
     };
-    // S3 first: a pointer row may only go once nothing it points at needs
-    // it; the objects are the bulk and the slowest.
-    purge_s3(stores, config, tenant_ref, &mut report).await?;
+    // The split pattern's write order reversed: pointers (PostgreSQL rows)
+    // first, then the documents, then the objects, so that a run cut at any
+    // point never leaves a pointer to something already gone. The tenant
+    // row goes last: it is what the next run finds the tenant by.
+    let rows_left = purge_postgres(stores, tenant_id, &mut report).await?;
     purge_mongo(stores, tenant_ref, &mut report).await?;
-    purge_postgres(stores, tenant_id, &mut report).await?;
+    purge_s3(stores, config, tenant_ref, &mut report).await?;
+    if !rows_left && !report.kept.iter().any(|k| k.starts_with("s3://")) {
+        let mut tx = stores.postgres.begin_admin().await?;
+        let gone = sqlx::query("DELETE FROM tenants WHERE id = $1 AND status = 'deleted'")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if gone.rows_affected() > 0 {
+            report.postgres.insert("tenants".to_string(), 1);
+        }
+        report.complete = true;
+    }
     Ok(report)
 }
 
@@ -254,11 +268,12 @@ async fn purge_mongo(
     Ok(())
 }
 
+/// Deletes the tenant's rows (not the tenant row); whether some stay.
 async fn purge_postgres(
     stores: &Stores,
     tenant_id: uuid::Uuid,
     report: &mut TenantPurge,
-) -> Result<(), JobError> {
+) -> Result<bool, JobError> {
     let pg = &stores.postgres;
     // Every table with a tenant_id (so a table added later is purged too),
     // the tenants table itself last.
@@ -330,19 +345,7 @@ async fn purge_postgres(
         report
             .kept
             .push(format!("rows of {} still referenced", tables.join(", ")));
-        return Ok(());
+        return Ok(true);
     }
-    if kept_rows == 0 && !report.kept.iter().any(|k| k.starts_with("s3://")) {
-        let mut tx = pg.begin_admin().await?;
-        let gone = sqlx::query("DELETE FROM tenants WHERE id = $1 AND status = 'deleted'")
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        if gone.rows_affected() > 0 {
-            report.postgres.insert("tenants".to_string(), 1);
-        }
-        report.complete = true;
-    }
-    Ok(())
+    Ok(kept_rows > 0)
 }
