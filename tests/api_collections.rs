@@ -302,11 +302,30 @@ async fn every_collection_creates_reads_lists_updates_moves_and_deletes() {
                 &[("if-match", &current_etag)],
             )
             .await;
+        // Every change so far has its diff in the record's history.
+        let mut expected_history = vec!["create"];
+        if case.update.is_some() {
+            expected_history.insert(0, "update");
+        }
+        if case.states.is_some() {
+            expected_history.insert(0, "transition");
+        }
         if c == "usage-events" {
             assert_problem(&delete, 405, "method_not_allowed");
+            assert_eq!(
+                api.history_actions(&item, &token).await,
+                expected_history,
+                "{c}"
+            );
             continue;
         }
         assert_eq!(delete.status, 204, "{c}: {delete:?}");
+        expected_history.insert(0, "delete");
+        assert_eq!(
+            api.history_actions(&item, &token).await,
+            expected_history,
+            "{c}"
+        );
         assert_problem(&api.get(&item, &token).await, 404, "not_found");
         let after = api.get(&format!("{base}?limit=200"), &token).await;
         assert!(!refs(&after.body).contains(&first), "{c}: deleted");
@@ -355,6 +374,21 @@ async fn activating_a_strategy_supersedes_the_active_one_in_the_same_transaction
     assert!(second.body["approvedAt"].is_string());
     let active = api.get(&format!("{base}?status=active"), &token).await;
     assert_eq!(refs(&active.body), vec![strategies[1].clone()]);
+    // The supersession is a transition of the first strategy in its own
+    // history, as any other.
+    let history = api
+        .history(&format!("{base}/{}", strategies[0]), &token)
+        .await;
+    let (action, diff) = &history[0];
+    assert_eq!(action, "transition", "{history:?}");
+    assert_eq!(diff["before"]["status"], "active", "{diff}");
+    assert_eq!(diff["after"]["status"], "superseded", "{diff}");
+    assert!(diff["after"]["effectiveUntil"].is_string(), "{diff}");
+    assert_eq!(
+        history.len(),
+        5,
+        "create, three moves, superseded: {history:?}"
+    );
 
     // The active strategy cannot be deleted (PostgreSQL's check), and the
     // refusal names no 500.

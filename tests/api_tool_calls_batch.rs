@@ -152,6 +152,11 @@ async fn a_batch_lands_in_both_stores_once_and_an_interrupted_one_completes_on_r
         (Some("succeeded"), Some(first_ref), Some(0))
     );
     assert!(stored.body["finishedAt"].is_string());
+    let item = format!("/v1/tenants/{tenant}/tool-calls/{first_ref}");
+    let history = api.history(&item, &token).await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].0, "create");
+    assert_eq!(history[0].1["after"]["payloadRef"], first_ref);
     let payload = stores
         .logs
         .find_one(doc! {"tenantId": &tenant, "refId": first_ref})
@@ -168,6 +173,11 @@ async fn a_batch_lands_in_both_stores_once_and_an_interrupted_one_completes_on_r
     let retry = api.post(&url, &token, batch.clone()).await;
     assert_eq!(retry.status, 200);
     assert_eq!(outcomes(&retry.body), vec!["existing"; 1000]);
+    assert_eq!(
+        api.history(&item, &token).await.len(),
+        1,
+        "a retry adds no diff"
+    );
     assert_eq!(stores.counts(&tenant).await, (1000, 1000));
 
     // Interrupted between the stores: PostgreSQL refuses every summary

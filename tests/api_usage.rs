@@ -100,6 +100,13 @@ async fn usage_events_are_recorded_once_per_ref() {
     );
     let retry = api.post(&batch_url, &token, batch).await;
     assert_eq!(outcomes(&retry.body), vec!["existing"; 5], "{retry:?}");
+    // Each batch-created event has its create diff, and the retry adds none.
+    for r in &refs {
+        let history = api.history(&format!("{base}/{r}"), &token).await;
+        assert_eq!(history.len(), 1, "{r}: {history:?}");
+        assert_eq!(history[0].0, "create");
+        assert_eq!(history[0].1["after"]["ref"], json!(r));
+    }
     let listed = api.get(&format!("{base}?limit=200"), &token).await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(6));
 

@@ -138,6 +138,14 @@ async fn an_accepted_contract_is_worm_in_s3_and_immutable_in_postgres() {
     assert!(body["acceptedAt"].is_string());
     assert!(body.get("pdfS3Key").is_none(), "keys stay inside strata");
     let version = body["pdfVersionId"].as_str().expect("version").to_string();
+    // The acceptance is a transition in the contract's history.
+    let history = api.history(&path, &token).await;
+    let actions: Vec<&str> = history.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["transition", "create"], "{history:?}");
+    let diff = &history[0].1;
+    assert_eq!(diff["before"]["status"], "pending", "{diff}");
+    assert_eq!(diff["after"]["status"], "accepted", "{diff}");
+    assert_eq!(diff["after"]["pdfSha256"], sha256(PDF), "{diff}");
     let pdf_ref = body["pdfRef"].as_str().expect("pdfRef").to_string();
     let retain_until: chrono::DateTime<Utc> = body["retainUntil"]
         .as_str()

@@ -146,6 +146,18 @@ async fn outputs_are_written_read_streamed_and_presigned() {
     assert_eq!(record.body["status"], "succeeded", "{record:?}");
     assert_eq!(record.body["outputRef"], first_output.as_str());
     assert!(record.body["finishedAt"].is_string());
+    // The write is a transition in the activity's history, pointer included.
+    let history = api
+        .history(
+            &format!("/v1/tenants/{tenant}/activities/{activity}"),
+            &token,
+        )
+        .await;
+    let (action, diff) = &history[0];
+    assert_eq!(action, "transition", "{history:?}");
+    assert_eq!(diff["before"]["status"], "running", "{diff}");
+    assert_eq!(diff["after"]["status"], "succeeded", "{diff}");
+    assert_eq!(diff["after"]["outputRef"], first_output.as_str(), "{diff}");
 
     // Streamed read: the same bytes, type, ETag; If-None-Match; ranges.
     let (status, headers, bytes) = get_bytes(&api, &path, &token, &[]).await;

@@ -199,23 +199,42 @@ impl Change {
 /// MongoDB only if the transaction commits. A change whose diff is empty
 /// (nothing changed) leaves no trace.
 pub async fn record(tx: &mut Tx, change: &Change) -> Result<(), RecordError> {
-    if change.diff.is_empty() {
+    record_all(tx, std::slice::from_ref(change)).await
+}
+
+/// [`record`] for many changes (a batch), in one statement.
+pub async fn record_all(tx: &mut Tx, changes: &[Change]) -> Result<(), RecordError> {
+    let mut rows = Vec::with_capacity(changes.len());
+    for (position, change) in changes.iter().enumerate() {
+        if change.diff.is_empty() {
+            continue;
+        }
+        let diff = serde_json::to_value(&change.diff)
+            .map_err(|e| RecordError::Store(format!("audit diff: {e}")))?;
+        rows.push(serde_json::json!({
+            "position": position,
+            "tenant_id": change.tenant_id,
+            "entity": change.entity.table(),
+            "entity_ref": change.entity_ref,
+            "action": change.action.as_str(),
+            "actor": change.actor,
+            "diff": diff,
+        }));
+    }
+    if rows.is_empty() {
         return Ok(());
     }
-    let diff = serde_json::to_value(&change.diff)
-        .map_err(|e| RecordError::Store(format!("audit diff: {e}")))?;
-    // An unnamed statement: fit for PgBouncer's transaction pooling.
+    // An unnamed statement: fit for PgBouncer's transaction pooling. The
+    // outbox's sequence follows `position`, so a batch's diffs keep its order.
     sqlx::query(
         "INSERT INTO audit_outbox (tenant_id, entity, entity_ref, action, actor, diff) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         SELECT tenant_id, entity, entity_ref, action, actor, diff \
+         FROM jsonb_to_recordset($1::jsonb) AS x(position integer, tenant_id uuid, entity text, \
+              entity_ref text, action text, actor text, diff jsonb) \
+         ORDER BY position",
     )
     .persistent(false)
-    .bind(change.tenant_id)
-    .bind(change.entity.table())
-    .bind(&change.entity_ref)
-    .bind(change.action.as_str())
-    .bind(&change.actor)
-    .bind(diff)
+    .bind(serde_json::Value::Array(rows))
     .execute(&mut **tx)
     .await?;
     Ok(())

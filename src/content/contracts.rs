@@ -87,7 +87,7 @@ pub async fn accept(
     acceptance: &Acceptance,
     pdf: &LockedPdf,
     actor: &str,
-) -> Result<Contract, RecordError> {
+) -> Result<(Contract, Contract), RecordError> {
     let mut values = Map::new();
     for (wire, value) in [
         ("acceptedByName", acceptance.name.clone()),
@@ -105,7 +105,7 @@ pub async fn accept(
     ] {
         values.insert(wire.to_string(), Value::String(value));
     }
-    let (_, after): (Contract, Contract) = table::transition(
+    let moved: table::Moved<Contract> = table::transition(
         pg,
         tx,
         tenant_id,
@@ -117,5 +117,5 @@ pub async fn accept(
         actor,
     )
     .await?;
-    Ok(after)
+    Ok((moved.before, moved.after))
 }

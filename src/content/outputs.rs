@@ -199,10 +199,10 @@ pub async fn point(
     activity_ref: &str,
     output_ref: &str,
     actor: &str,
-) -> Result<Activity, RecordError> {
+) -> Result<(Activity, Activity), RecordError> {
     let mut values = Map::new();
     values.insert("outputRef".into(), Value::String(output_ref.to_string()));
-    let _: (Activity, Activity) = table::update(
+    let (before, _): (Activity, Activity) = table::update(
         pg,
         tx,
         tenant_id,
@@ -213,7 +213,7 @@ pub async fn point(
         actor,
     )
     .await?;
-    let (_, after): (Activity, Activity) = table::transition(
+    let moved: table::Moved<Activity> = table::transition(
         pg,
         tx,
         tenant_id,
@@ -225,7 +225,7 @@ pub async fn point(
         actor,
     )
     .await?;
-    Ok(after)
+    Ok((before, moved.after))
 }
 
 /// The document an activity points at (this tenant's, not deleted).

@@ -64,6 +64,15 @@ pub struct ItemResult {
     pub error: Option<ItemError>,
 }
 
+/// The refs of the items a batch created (not those recorded before).
+pub fn created_refs(results: &[ItemResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Created)
+        .map(|r| r.record_ref.clone())
+        .collect()
+}
+
 impl ItemResult {
     pub fn done(index: usize, record_ref: &str, outcome: Outcome) -> Self {
         Self {

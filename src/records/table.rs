@@ -135,12 +135,20 @@ pub struct Effect {
     pub set: &'static str,
 }
 
-/// A statement run in the transition's transaction before the record
-/// moves to one of `to` (e.g. superseding the active strategy).
+/// Another record of the tenant that moves first, in the same transaction,
+/// when a record moves to one of `to` (e.g. the active strategy is
+/// superseded when another one becomes active). It is a transition of its
+/// own: the state machine judges it, and it has its own audit diff.
 #[derive(Debug, Clone, Copy)]
 pub struct Before {
     pub to: &'static [&'static str],
-    pub sql: &'static str,
+    /// Which other records move (an SQL condition on `t`, besides the
+    /// tenant, not deleted and not the record itself).
+    pub which: &'static str,
+    /// The state they move to.
+    pub moves_to: &'static str,
+    /// Further SQL assignments (may use `t.`).
+    pub set: &'static str,
 }
 
 /// One tenant collection.
@@ -409,6 +417,35 @@ where
         .ok_or(RecordError::NotFound)
 }
 
+/// The tenant's records of these refs (a batch's, read back in one query),
+/// in no particular order; refs without a visible record are left out.
+pub async fn get_many<R>(
+    pg: &Postgres,
+    tx: &mut Tx,
+    tenant_id: uuid::Uuid,
+    table: &Table,
+    record_refs: &[String],
+) -> Result<Vec<R>, RecordError>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    if record_refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id = ANY($2::ulid[])",
+        select = table.columns(),
+        name = table.name,
+        visible = table.visible(true),
+    );
+    Ok(pg
+        .query_as(safe(sql))
+        .bind(tenant_id)
+        .bind(record_refs)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
 /// Locks the tenant's own row for the rest of the transaction and checks
 /// the version the client last saw, if it sent one.
 pub async fn lock<R>(
@@ -545,7 +582,7 @@ pub async fn transition<R>(
     if_match: Option<&str>,
     values: &Map<String, Value>,
     actor: &str,
-) -> Result<(R, R), RecordError>
+) -> Result<Moved<R>, RecordError>
 where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Versioned + serde::Serialize + Send + Unpin,
 {
@@ -554,14 +591,44 @@ where
     let current = serde_json::to_value(&before).unwrap_or_default();
     if current.get("status").and_then(Value::as_str) == Some(to) {
         let after = get(pg, tx, tenant_id, table, record_ref).await?;
-        return Ok((before, after));
+        return Ok(Moved {
+            before,
+            after,
+            moved_first: Vec::new(),
+        });
     }
+    let mut moved_first = Vec::new();
     for step in table.before.iter().filter(|b| b.to.contains(&to)) {
-        pg.query(safe(step.sql.to_string()))
+        let sql = format!(
+            "SELECT {select} FROM {name} t WHERE t.tenant_id = $1 AND t.deleted_on IS NULL \
+             AND t.ref_id <> $2::ulid AND ({which}) ORDER BY t.id FOR UPDATE",
+            select = table.columns(),
+            name = table.name,
+            which = step.which,
+        );
+        let others: Vec<R> = pg
+            .query_as(safe(sql))
             .bind(tenant_id)
             .bind(record_ref)
-            .execute(&mut **tx)
+            .fetch_all(&mut **tx)
             .await?;
+        let sql = format!(
+            "UPDATE {name} AS t SET status = $3, {set} \
+             WHERE t.tenant_id = $1 AND t.ref_id = $2::ulid RETURNING {select}",
+            name = table.name,
+            set = step.set,
+            select = table.columns(),
+        );
+        for other in others {
+            let after: R = pg
+                .query_as(safe(sql.clone()))
+                .bind(tenant_id)
+                .bind(other.record_ref())
+                .bind(step.moves_to)
+                .fetch_one(&mut **tx)
+                .await?;
+            moved_first.push((other, after));
+        }
     }
     let effects: Vec<&str> = table
         .effects
@@ -601,7 +668,20 @@ where
         .bind(to)
         .fetch_one(&mut **tx)
         .await?;
-    Ok((before, after))
+    Ok(Moved {
+        before,
+        after,
+        moved_first,
+    })
+}
+
+/// A transition's result: the record before and after, and the other
+/// records that moved first ([`Before`]), each before and after.
+#[derive(Debug)]
+pub struct Moved<R> {
+    pub before: R,
+    pub after: R,
+    pub moved_first: Vec<(R, R)>,
 }
 
 #[allow(clippy::too_many_arguments)]

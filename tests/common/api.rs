@@ -141,6 +141,32 @@ impl Api {
         self.call(Method::GET, path, Some(token), None, &[]).await
     }
 
+    /// A record's audit history, newest first: each change's action and
+    /// its `{before, after}`. `item` is the record's path.
+    pub async fn history(&self, item: &str, token: &str) -> Vec<(String, Value)> {
+        let reply = self.get(&format!("{item}/history?limit=100"), token).await;
+        assert_eq!(reply.status, 200, "history of {item}: {reply:?}");
+        reply.body["items"]
+            .as_array()
+            .expect("history items")
+            .iter()
+            .map(|i| {
+                let action = i["action"].as_str().expect("action").to_string();
+                let diff = serde_json::json!({"before": i["before"], "after": i["after"]});
+                (action, diff)
+            })
+            .collect()
+    }
+
+    /// The actions of [`Api::history`], newest first.
+    pub async fn history_actions(&self, item: &str, token: &str) -> Vec<String> {
+        self.history(item, token)
+            .await
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect()
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(&body), &[])
             .await

@@ -77,6 +77,53 @@ fn with_etag<R: Row>(status: StatusCode, record: &R) -> Response {
         .into_response()
 }
 
+/// Appends one change of a `table` record to the audit outbox, in the
+/// request's transaction (see [`crate::audit`]). Routes outside these
+/// generic operations call it too, so that every change has its diff.
+pub async fn audit(
+    work: &mut Work,
+    table: &Table,
+    record_ref: &str,
+    action: Action,
+    diff: Diff,
+) -> Result<(), Problem> {
+    let change = Change::new(
+        table.name,
+        work.tenant_id,
+        &work.actor.token_name,
+        record_ref,
+        action,
+        diff,
+    )?;
+    audit::record(&mut work.tx, &change).await?;
+    Ok(())
+}
+
+/// Audits the records a batch created: their views read back in one query,
+/// their diffs appended in one statement.
+pub async fn audit_created<R: Row>(
+    work: &mut Work,
+    table: &Table,
+    created: &[String],
+) -> Result<(), Problem> {
+    let rows: Vec<R> = table::get_many(&work.pg, &mut work.tx, work.tenant_id, table, created)
+        .await
+        .map_err(|e| problem(table, e))?;
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        changes.push(Change::new(
+            table.name,
+            work.tenant_id,
+            &work.actor.token_name,
+            row.record_ref(),
+            Action::Create,
+            Diff::created(row)?,
+        )?);
+    }
+    audit::record_all(&mut work.tx, &changes).await?;
+    Ok(())
+}
+
 pub async fn create<R: Row>(
     mut work: Work,
     table: &'static Table,
@@ -98,15 +145,14 @@ pub async fn create<R: Row>(
     .await
     .map_err(|e| problem(table, e))?;
     let location = location(table, &work.tenant_ref, created.record_ref());
-    let change = Change::new(
-        table.name,
-        work.tenant_id,
-        &work.actor.token_name,
+    audit(
+        &mut work,
+        table,
         created.record_ref(),
         Action::Create,
         Diff::created(&created)?,
-    )?;
-    audit::record(&mut work.tx, &change).await?;
+    )
+    .await?;
     work.commit().await?;
     let mut response = with_etag(StatusCode::CREATED, &created);
     if let Ok(value) = location.parse() {
@@ -205,15 +251,14 @@ pub async fn update<R: Row>(
     .await
     .map_err(|e| problem(table, e))?;
     // Nothing changed (no field given): no diff.
-    let change = Change::new(
-        table.name,
-        work.tenant_id,
-        &work.actor.token_name,
+    audit(
+        &mut work,
+        table,
         &path.record_ref,
         Action::Update,
         Diff::changed(&before, &after)?,
-    )?;
-    audit::record(&mut work.tx, &change).await?;
+    )
+    .await?;
     work.commit().await?;
     Ok(with_etag(StatusCode::OK, &after))
 }
@@ -230,7 +275,7 @@ pub async fn transition<R: Row>(
         Some(Value::String(to)) => to,
         _ => return Err(Problem::invalid_field("to", "must be a state")),
     };
-    let (before, after): (R, R) = crate::ops::metrics::store_op(
+    let moved: table::Moved<R> = crate::ops::metrics::store_op(
         "postgres",
         "record_transition",
         table::transition(
@@ -247,18 +292,17 @@ pub async fn transition<R: Row>(
     )
     .await
     .map_err(|e| problem(table, e))?;
+    // Records that moved first (a superseded strategy) have their own diffs.
+    for (other_before, other_after) in &moved.moved_first {
+        let diff = Diff::changed(other_before, other_after)?;
+        let other = other_after.record_ref();
+        audit(&mut work, table, other, Action::Transition, diff).await?;
+    }
     // A move to the current state changes nothing: no diff.
-    let change = Change::new(
-        table.name,
-        work.tenant_id,
-        &work.actor.token_name,
-        &path.record_ref,
-        Action::Transition,
-        Diff::changed(&before, &after)?,
-    )?;
-    audit::record(&mut work.tx, &change).await?;
+    let diff = Diff::changed(&moved.before, &moved.after)?;
+    audit(&mut work, table, &path.record_ref, Action::Transition, diff).await?;
     work.commit().await?;
-    Ok(with_etag(StatusCode::OK, &after))
+    Ok(with_etag(StatusCode::OK, &moved.after))
 }
 
 pub async fn delete<R: Row>(
@@ -281,15 +325,14 @@ pub async fn delete<R: Row>(
     )
     .await
     .map_err(|e| problem(table, e))?;
-    let change = Change::new(
-        table.name,
-        work.tenant_id,
-        &work.actor.token_name,
+    audit(
+        &mut work,
+        table,
         &path.record_ref,
         Action::Delete,
         Diff::deleted(&before)?,
-    )?;
-    audit::record(&mut work.tx, &change).await?;
+    )
+    .await?;
     work.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

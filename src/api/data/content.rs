@@ -18,10 +18,11 @@ use utoipa_axum::routes;
 
 use super::DataState;
 use super::body::JsonBody;
-use super::collection::problem;
+use super::collection::{self, problem};
 use super::extract::{RecordPath, TenantPath, Work, parse_ref};
 use crate::api::auth::bearer_token;
 use crate::api::problem::Problem;
+use crate::audit::{Action, Diff};
 use crate::content::outputs::{self, OutputDocument, WRITABLE_FROM};
 use crate::content::{Content, ContentError, Step, checkpoint, essence};
 use crate::records::auth;
@@ -295,7 +296,7 @@ async fn point_and_commit(
     output_ref: &str,
 ) -> Result<(), Problem> {
     let mut work = caller.begin().await?;
-    outputs::point(
+    let (before, after) = outputs::point(
         &work.pg,
         &mut work.tx,
         work.tenant_id,
@@ -305,6 +306,8 @@ async fn point_and_commit(
     )
     .await
     .map_err(|e| problem(&TABLE, e))?;
+    let diff = Diff::changed(&before, &after)?;
+    collection::audit(&mut work, &TABLE, activity_ref, Action::Transition, diff).await?;
     checkpoint(Step::Pointer).map_err(content_problem)?;
     work.commit().await?;
     checkpoint(Step::Committed).map_err(content_problem)
@@ -871,7 +874,7 @@ pub async fn accept_contract(
     .await
     .map_err(content_problem)?;
     let mut work = caller.begin().await?;
-    let accepted = crate::content::contracts::accept(
+    let (pending, accepted) = crate::content::contracts::accept(
         &work.pg,
         &mut work.tx,
         work.tenant_id,
@@ -882,6 +885,15 @@ pub async fn accept_contract(
     )
     .await
     .map_err(|e| problem(&CONTRACTS, e))?;
+    let diff = Diff::changed(&pending, &accepted)?;
+    collection::audit(
+        &mut work,
+        &CONTRACTS,
+        &path.record_ref,
+        Action::Transition,
+        diff,
+    )
+    .await?;
     checkpoint(Step::Pointer).map_err(content_problem)?;
     work.commit().await?;
     checkpoint(Step::Committed).map_err(content_problem)?;

@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 
 use super::DataState;
 use super::body::BatchBody;
-use super::collection::problem;
+use super::collection::{self, problem};
 use super::extract::Work;
 use super::usage::check_count;
 use crate::api::problem::Problem;
 use crate::logs::tool_calls::{self, NewToolCall};
-use crate::records::batch::BatchReport;
-use crate::records::collections::tool_calls::TABLE;
+use crate::records::batch::{BatchReport, created_refs};
+use crate::records::collections::tool_calls::{TABLE, ToolCall};
 
 /// Many tool calls at once.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -67,6 +67,7 @@ pub async fn ingest(
     )
     .await
     .map_err(|e| problem(&TABLE, e))?;
+    collection::audit_created::<ToolCall>(&mut work, &TABLE, &created_refs(&results)).await?;
     work.commit().await?;
     Ok(Json(BatchReport::new(results)))
 }

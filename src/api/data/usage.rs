@@ -10,10 +10,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::DataState;
 use super::body::{BatchBody, JsonBody};
-use super::collection::{location, problem};
+use super::collection::{self, location, problem};
 use super::extract::{QueryParams, Work, etag};
 use crate::api::problem::Problem;
-use crate::records::batch::{BatchReport, ItemError, Outcome};
+use crate::audit::{Action, Diff};
+use crate::records::batch::{BatchReport, ItemError, Outcome, created_refs};
 use crate::records::collections::usage_events::{CreateUsageEvent, TABLE, UsageEvent};
 use crate::records::table::{self, Versioned};
 use crate::records::usage::{self, Month, MonthlyUsage, NewUsageEvent};
@@ -112,6 +113,10 @@ pub async fn create(
     .await
     .map_err(|e| problem(&TABLE, e))?;
     let location = location(&TABLE, &work.tenant_ref, recorded.record_ref());
+    if status == StatusCode::CREATED {
+        let diff = Diff::created(&recorded)?;
+        collection::audit(&mut work, &TABLE, &result.record_ref, Action::Create, diff).await?;
+    }
     work.commit().await?;
     let mut response = (
         status,
@@ -164,6 +169,7 @@ pub async fn record_batch(
     )
     .await
     .map_err(|e| problem(&TABLE, e))?;
+    collection::audit_created::<UsageEvent>(&mut work, &TABLE, &created_refs(&results)).await?;
     work.commit().await?;
     Ok(Json(BatchReport::new(results)))
 }

@@ -46,13 +46,13 @@ pub const TABLE: Table = Table {
             set: "effective_from = coalesce(t.effective_from, now())",
         },
     ],
+    // One active strategy per tenant: the one active before is superseded.
     before: &[Before {
         to: &["active"],
-        sql: "UPDATE strategies SET status = 'superseded', \
-                effective_until = CASE WHEN effective_from IS NULL OR effective_from < now() \
-                                       THEN now() ELSE effective_from + interval '1 microsecond' END \
-              WHERE tenant_id = $1 AND status = 'active' AND deleted_on IS NULL \
-                AND ref_id <> $2::ulid",
+        which: "t.status = 'active'",
+        moves_to: "superseded",
+        set: "effective_until = CASE WHEN t.effective_from IS NULL OR t.effective_from < now() \
+                THEN now() ELSE t.effective_from + interval '1 microsecond' END",
     }],
 };
 
