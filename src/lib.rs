@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod domain;
+pub mod fault;
 pub mod jobs;
 pub mod logs;
 pub mod ops;

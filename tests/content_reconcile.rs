@@ -244,3 +244,159 @@ async fn a_periodic_pass_runs_only_on_the_instance_holding_the_lock() {
         .expect("pass");
     assert!(ran.is_some(), "the lock is free again");
 }
+
+async fn admin_call(
+    api: &Api,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", api.served.admin));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("admin listener answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `/admin/reconcile` is the same pass on the admin listener: GET reports,
+/// POST repairs after the grace period; the findings reach `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_reports_and_repairs() {
+    let (admin_token, hash) = strata::api::auth::new_token().expect("random token");
+    let api = Api::start(
+        "content-admin-rec",
+        &[("STRATA_ADMIN__TOKEN_SHA256", &hash)],
+    )
+    .await;
+    let tenant = api.tenant("acme").await;
+    let token = api.token(Some(&tenant)).await;
+    let created = api
+        .post(
+            &format!("/v1/tenants/{tenant}/activities"),
+            &token,
+            json!({"kind": "blog", "status": "running"}),
+        )
+        .await;
+    let activity = created.body["ref"].as_str().expect("ref");
+    let output = format!("/v1/tenants/{tenant}/activities/{activity}/output");
+    let replaced = put(&api, &output, &token, b"# one").await;
+    put(&api, &output, &token, b"# two").await;
+    let orphan = vec![format!(
+        "mongo:activity_outputs/{}",
+        replaced["ref"].as_str().expect("ref")
+    )];
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    let (status, _) = admin_call(&api, get.clone(), "/admin/reconcile", None, None).await;
+    assert_eq!(status, 401, "the admin token is required");
+    let (status, found) = admin_call(
+        &api,
+        get.clone(),
+        "/admin/reconcile",
+        Some(&admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        (found["dangling"].as_u64(), found["orphans"].as_u64()),
+        (Some(0), Some(1)),
+        "{found}"
+    );
+    assert_eq!(whats(&found["report"]["orphans"]), orphan);
+    assert!(found.get("repair").is_none(), "a GET changes nothing");
+    let metrics = reqwest::get(format!("{}/metrics", api.served.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("strata_reconcile_findings{kind=\"orphan\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("reconcile"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let other = format!("/admin/reconcile?tenant={}", ulid::Ulid::generate());
+    let (status, none) = admin_call(&api, get.clone(), &other, Some(&admin_token), None).await;
+    assert_eq!((status, none["orphans"].as_u64()), (200, Some(0)), "{none}");
+    let (status, refused) = admin_call(
+        &api,
+        get,
+        "/admin/reconcile?tenant=nope",
+        Some(&admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+
+    // Refused repairs change nothing.
+    for bad in [
+        json!({}),
+        json!({"graceHours": 100000}),
+        json!({"graceHours": 0, "x": 1}),
+    ] {
+        let (status, refused) = admin_call(
+            &api,
+            post.clone(),
+            "/admin/reconcile",
+            Some(&admin_token),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad}: {refused}");
+    }
+    let (status, kept) = admin_call(
+        &api,
+        post.clone(),
+        "/admin/reconcile",
+        Some(&admin_token),
+        Some(json!({"graceHours": 1})),
+    )
+    .await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(whats(&kept["repair"]["tooYoung"]), orphan);
+    assert_eq!(kept["repair"]["removed"], json!([]));
+    let body = json!({"graceHours": 0, "tenant": tenant});
+    let (status, repaired) = admin_call(
+        &api,
+        post,
+        "/admin/reconcile",
+        Some(&admin_token),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{repaired}");
+    assert_eq!(whats(&repaired["repair"]["removed"]), orphan);
+    let (_, after) = admin_call(
+        &api,
+        reqwest::Method::GET,
+        "/admin/reconcile",
+        Some(&admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (after["dangling"].as_u64(), after["orphans"].as_u64()),
+        (Some(0), Some(0)),
+        "{after}"
+    );
+    let read = api
+        .client
+        .get(api.url(&output))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(read.bytes().await.expect("bytes").as_ref(), b"# two");
+}

@@ -123,28 +123,15 @@ impl Step {
     }
 }
 
-/// The environment variable of the fault hook: `STEP` or `STEP:kill`
-/// (STEP one of [`Step::name`]). `STEP` fails the write there (as if the
-/// next store had refused); `STEP:kill` aborts the process on the spot, as
-/// a crash would. Honoured only in builds with debug assertions (the test
-/// and dev profiles): a release build ignores it.
-pub const FAULT_ENV: &str = "STRATA_TEST_FAULT";
+/// The fault hook's switch (see [`crate::fault`]): `STEP` or `STEP:kill`,
+/// STEP one of [`Step::name`].
+pub const FAULT_ENV: &str = crate::fault::ENV;
 
 /// The fault hook, called after each [`Step`].
 pub fn checkpoint(step: Step) -> Result<(), ContentError> {
-    #[cfg(debug_assertions)]
-    if let Ok(spec) = std::env::var(FAULT_ENV) {
-        let (at, mode) = spec.split_once(':').unwrap_or((spec.as_str(), "fail"));
-        if at == step.name() {
-            if mode == "kill" {
-                tracing::error!(step = step.name(), "{FAULT_ENV}: aborting the process");
-                std::process::abort();
-            }
-            return Err(ContentError::Fault(step.name()));
-        }
+    if crate::fault::at(step.name()) {
+        return Err(ContentError::Fault(step.name()));
     }
-    #[cfg(not(debug_assertions))]
-    let _ = step;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use crate::stores::Failure;
 use crate::stores::postgres::Postgres;
 
 /// A pointer to something missing: must never exist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dangling {
     pub tenant_ref: String,
@@ -33,7 +33,7 @@ pub struct Dangling {
 
 /// Something nothing points at. An orphan document's object is not
 /// listed separately: it goes with the document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Orphan {
     pub tenant_ref: String,
@@ -42,7 +42,7 @@ pub struct Orphan {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub dangling: Vec<Dangling>,
@@ -233,7 +233,7 @@ async fn list_objects(
 }
 
 /// What a repair did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Repair {
     /// Orphans removed (documents first, then their objects).

@@ -47,6 +47,9 @@ pub enum JobError {
     Schema(String),
     #[error("{0}")]
     Content(String),
+    /// The test-only fault hook fired (see [`crate::fault`]).
+    #[error("fault injected at {0}")]
+    Fault(&'static str),
 }
 
 /// A job: what it is called, how often it runs, what one run does. A run

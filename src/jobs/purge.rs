@@ -109,7 +109,9 @@ pub async fn purge_tenant(
     // point never leaves a pointer to something already gone. The tenant
     // row goes last: it is what the next run finds the tenant by.
     let rows_left = purge_postgres(stores, tenant_id, &mut report).await?;
+    fault("purge-postgres")?;
     purge_mongo(stores, tenant_ref, &mut report).await?;
+    fault("purge-mongo")?;
     purge_s3(stores, config, tenant_ref, &mut report).await?;
     if !rows_left && !report.kept.iter().any(|k| k.starts_with("s3://")) {
         let mut tx = stores.postgres.begin_admin().await?;
@@ -124,6 +126,14 @@ pub async fn purge_tenant(
         report.complete = true;
     }
     Ok(report)
+}
+
+/// The test-only fault hook ([`crate::fault`]) at a point of the purge.
+fn fault(point: &'static str) -> Result<(), JobError> {
+    if crate::fault::at(point) {
+        return Err(JobError::Fault(point));
+    }
+    Ok(())
 }
 
 async fn purge_s3(
@@ -184,6 +194,8 @@ async fn purge_s3(
                     .await
                     .map_err(|e| JobError::S3(format!("deleting {bucket}/{key}: {e:?}")))?;
                 report.s3_versions_deleted += 1;
+                // Midway through the objects.
+                fault("purge-s3")?;
             }
             if page.is_truncated() == Some(true) {
                 key_marker = page.next_key_marker().map(str::to_string);

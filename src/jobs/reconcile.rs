@@ -49,14 +49,7 @@ impl Job for Reconcile {
         for d in &report.dangling {
             tracing::error!(from = %d.from, missing = %d.missing, "reconcile: dangling pointer");
         }
-        if let Some(m) = crate::ops::metrics::metrics() {
-            m.reconcile_findings
-                .with_label_values(&["dangling"])
-                .set(report.dangling.len() as i64);
-            m.reconcile_findings
-                .with_label_values(&["orphan"])
-                .set(report.orphans.len() as i64);
-        }
+        crate::ops::metrics::set_reconcile_findings(&report);
         Ok(serde_json::json!({
             "dangling": report.dangling.len(),
             "orphans": report.orphans.len(),

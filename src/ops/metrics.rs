@@ -220,6 +220,18 @@ pub async fn track(
     response
 }
 
+/// The findings of the last reconcile of every tenant.
+pub fn set_reconcile_findings(report: &crate::content::reconcile::Report) {
+    if let Some(m) = metrics() {
+        m.reconcile_findings
+            .with_label_values(&["dangling"])
+            .set(report.dangling.len() as i64);
+        m.reconcile_findings
+            .with_label_values(&["orphan"])
+            .set(report.orphans.len() as i64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

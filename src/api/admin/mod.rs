@@ -14,6 +14,7 @@
 
 mod body;
 mod ops;
+mod reconcile;
 mod tenants;
 mod tokens;
 
@@ -158,6 +159,7 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(ops::migrations))
         .routes(routes!(ops::config))
         .routes(routes!(ops::jobs))
+        .routes(routes!(reconcile::report, reconcile::repair))
         .routes(routes!(crate::api::billing::summary))
 }
 
