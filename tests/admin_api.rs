@@ -691,6 +691,8 @@ async fn the_admin_openapi_document_lists_every_route() {
         ("/admin/config", &["get"]),
         ("/admin/jobs", &["get"]),
         ("/admin/reconcile", &["get", "post"]),
+        ("/admin/skills", &["get", "post"]),
+        ("/admin/skills/{ref}", &["get", "patch", "delete"]),
         ("/admin/usage/summary", &["get"]),
     ];
     for (path, methods) in routes {

@@ -8,7 +8,6 @@ mod common;
 use common::api::{Api, assert_problem};
 use reqwest::Method;
 use serde_json::{Value, json};
-use strata::logs::skills::{self, SkillText};
 
 fn names(page: &Value) -> Vec<String> {
     page["items"]
@@ -26,29 +25,57 @@ fn position(names: &[String], name: &str) -> usize {
         .unwrap_or_else(|| panic!("{name} not in {names:?}"))
 }
 
+/// A call on the admin listener: status, JSON body, ETag.
+async fn admin(
+    api: &Api,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value, Option<String>) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", api.served.admin))
+        .bearer_auth(token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("admin listener answers");
+    let status = response.status().as_u16();
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, etag)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn search_ranks_by_field_weight_within_the_tenant_and_the_global_templates() {
-    let api = Api::start("api-skills", &[]).await;
+    let (admin_token, hash) = strata::api::auth::new_token().expect("random token");
+    let api = Api::start("api-skills", &[("STRATA_ADMIN__TOKEN_SHA256", &hash)]).await;
     let tenant = api.tenant("acme").await;
     let token = api.token(Some(&tenant)).await;
     let other = api.tenant("other").await;
     let other_token = api.token(Some(&other)).await;
-    let mongo = strata::stores::mongo::Mongo::new(&api.fixture.config().mongo)
-        .await
-        .expect("mongo");
-    skills::create_global(
-        &api.pg,
-        &mongo,
-        "paraphrase",
-        &SkillText {
-            name: "Paraphrase".into(),
-            description: Some("Rewrite a passage about invoices".into()),
-            content: "Keep the meaning.".into(),
-            tags: vec!["writing".into()],
-        },
+    let (status, template, _) = admin(
+        &api,
+        Method::POST,
+        "/admin/skills",
+        &admin_token,
+        Some(json!({
+            "name": "Paraphrase", "slug": "paraphrase",
+            "description": "Rewrite a passage about invoices",
+            "content": "Keep the meaning.", "tags": ["writing"],
+        })),
+        &[],
     )
-    .await
-    .expect("global template");
+    .await;
+    assert_eq!(status, 201, "global template: {template}");
 
     let base = format!("/v1/tenants/{tenant}/skills");
     let create = |slug: &str, body: Value| {
@@ -211,4 +238,177 @@ async fn search_ranks_by_field_weight_within_the_tenant_and_the_global_templates
         let refused = search(bad.into()).await;
         assert_problem(&refused, 422, "validation_failed");
     }
+}
+
+/// Global templates are written only on the admin listener, with the
+/// admin token; every tenant reads and finds them; a change replaces the
+/// text in search, a delete removes the template from every tenant.
+#[tokio::test(flavor = "multi_thread")]
+async fn global_templates_are_written_with_the_admin_token_and_read_by_every_tenant() {
+    let (admin_token, hash) = strata::api::auth::new_token().expect("random token");
+    let api = Api::start("api-skills-admin", &[("STRATA_ADMIN__TOKEN_SHA256", &hash)]).await;
+    let tenants = [api.tenant("acme").await, api.tenant("globex").await];
+    let mut tokens = Vec::new();
+    for tenant in &tenants {
+        tokens.push(api.token(Some(tenant)).await);
+    }
+    let body = json!({
+        "name": "Outline", "slug": "outline", "version": 2,
+        "content": "Draft the headings of a quarterly report.", "tags": ["writing"],
+    });
+
+    // Only with the admin token; a tenant token is not one.
+    let (status, _, _) = admin(
+        &api,
+        Method::POST,
+        "/admin/skills",
+        &tokens[0],
+        Some(body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401);
+    for bad in [
+        json!({"name": "x", "slug": "Not A Slug", "content": "c"}),
+        json!({"name": "", "slug": "ok", "content": "c"}),
+        json!({"name": "x", "slug": "ok", "content": "c", "tags": [""]}),
+        json!({"name": "x", "slug": "ok", "content": "c", "tenant": "t"}),
+    ] {
+        let (status, problem, _) = admin(
+            &api,
+            Method::POST,
+            "/admin/skills",
+            &admin_token,
+            Some(bad.clone()),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+    }
+    let (status, created, etag) = admin(
+        &api,
+        Method::POST,
+        "/admin/skills",
+        &admin_token,
+        Some(body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (created["global"].as_bool(), created["version"].as_i64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(created["content"], body["content"]);
+    let template = created["ref"].as_str().expect("ref").to_string();
+    let etag = etag.expect("ETag");
+    let (status, _, _) = admin(
+        &api,
+        Method::POST,
+        "/admin/skills",
+        &admin_token,
+        Some(body),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 409, "slug and version are unique among templates");
+    let (status, listed, _) =
+        admin(&api, Method::GET, "/admin/skills", &admin_token, None, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["items"][0]["ref"], template.as_str(), "{listed}");
+
+    // Every tenant reads and finds it, none can change it.
+    for (tenant, token) in tenants.iter().zip(&tokens) {
+        let item = format!("/v1/tenants/{tenant}/skills/{template}");
+        let read = api.get(&item, token).await;
+        assert_eq!(
+            (read.status, &read.body["global"]),
+            (200, &json!(true)),
+            "{read:?}"
+        );
+        let found = api
+            .get(
+                &format!("/v1/tenants/{tenant}/skills:search?q=quarterly"),
+                token,
+            )
+            .await;
+        assert_eq!(names(&found.body), ["Outline"], "{found:?}");
+        let patch = api
+            .call(
+                Method::PATCH,
+                &item,
+                Some(token),
+                Some(&json!({"name": "Mine"})),
+                &[("if-match", "*")],
+            )
+            .await;
+        assert_problem(&patch, 404, "not_found");
+    }
+
+    // A change with a stale version is refused; with the current one the
+    // new text replaces the old in every tenant's search.
+    let path = format!("/admin/skills/{template}");
+    let change = json!({"content": "Summarise the minutes of a board meeting."});
+    let (status, _, _) = admin(
+        &api,
+        Method::PATCH,
+        &path,
+        &admin_token,
+        Some(change.clone()),
+        &[("if-match", "\"stale\"")],
+    )
+    .await;
+    assert_eq!(status, 412);
+    let (status, changed, _) = admin(
+        &api,
+        Method::PATCH,
+        &path,
+        &admin_token,
+        Some(change),
+        &[("if-match", &etag)],
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_ne!(changed["contentRef"], created["contentRef"]);
+    let (_, read, _) = admin(&api, Method::GET, &path, &admin_token, None, &[]).await;
+    assert_eq!(
+        (read["name"].as_str(), read["tags"].clone()),
+        (Some("Outline"), json!(["writing"])),
+        "kept: {read}"
+    );
+    for (tenant, token) in tenants.iter().zip(&tokens) {
+        let old = api
+            .get(
+                &format!("/v1/tenants/{tenant}/skills:search?q=quarterly"),
+                token,
+            )
+            .await;
+        assert_eq!(names(&old.body), Vec::<String>::new(), "{old:?}");
+        let new = api
+            .get(
+                &format!("/v1/tenants/{tenant}/skills:search?q=minutes"),
+                token,
+            )
+            .await;
+        assert_eq!(names(&new.body), ["Outline"], "{new:?}");
+    }
+
+    // Deleted: gone from every tenant's reads, lists and searches.
+    let (status, _, _) = admin(&api, Method::DELETE, &path, &admin_token, None, &[]).await;
+    assert_eq!(status, 204);
+    for (tenant, token) in tenants.iter().zip(&tokens) {
+        let read = api
+            .get(&format!("/v1/tenants/{tenant}/skills/{template}"), token)
+            .await;
+        assert_problem(&read, 404, "not_found");
+        let found = api
+            .get(
+                &format!("/v1/tenants/{tenant}/skills:search?q=minutes"),
+                token,
+            )
+            .await;
+        assert_eq!(names(&found.body), Vec::<String>::new(), "{found:?}");
+    }
+    let (status, _, _) = admin(&api, Method::GET, &path, &admin_token, None, &[]).await;
+    assert_eq!(status, 404);
 }

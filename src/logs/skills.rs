@@ -210,26 +210,173 @@ pub async fn search(
     Ok(Hits { items, more })
 }
 
-/// A global template (administrative path): its document, then its row.
+/// A global template to write (administrative path).
+#[derive(Debug, Clone)]
+pub struct NewGlobal {
+    pub slug: String,
+    pub version: i32,
+    pub text: SkillText,
+}
+
+fn global_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
+    // Only this module's fixed conditions reach the text.
+    sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM skills t WHERE t.tenant_id IS NULL AND t.deleted_on IS NULL {condition}",
+        columns = TABLE.columns()
+    ))
+}
+
+/// A global template (administrative path): its document, then its row
+/// (so the row never points at a missing document).
 pub async fn create_global(
     pg: &Postgres,
     mongo: &Mongo,
-    slug: &str,
-    text: &SkillText,
-) -> Result<String, RecordError> {
-    let content_ref = write(mongo, GLOBAL, text).await?;
-    let skill_ref = ulid::Ulid::generate().to_string();
+    new: &NewGlobal,
+) -> Result<Skill, RecordError> {
+    let content_ref = write(mongo, GLOBAL, &new.text).await?;
     let mut tx = pg.begin_admin().await?;
     pg.query(
-        "INSERT INTO skills (ref_id, tenant_id, name, slug, content_ref) \
-         VALUES ($1, NULL, $2, $3, $4)",
+        "INSERT INTO skills (ref_id, tenant_id, name, slug, version, content_ref) \
+         VALUES ($1, NULL, $2, $3, $4, $5)",
     )
-    .bind(&skill_ref)
-    .bind(&text.name)
-    .bind(slug)
+    .bind(ulid::Ulid::generate().to_string())
+    .bind(&new.text.name)
+    .bind(&new.slug)
+    .bind(new.version)
     .bind(&content_ref)
     .execute(&mut *tx)
     .await?;
+    let created: Skill = pg
+        .query_as(global_select("AND t.content_ref = $1::ulid"))
+        .bind(&content_ref)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(skill_ref)
+    Ok(created)
+}
+
+/// Every live global template, by slug and version.
+pub async fn list_globals(pg: &Postgres) -> Result<Vec<Skill>, RecordError> {
+    let mut tx = pg.begin_admin().await?;
+    let all = pg
+        .query_as(global_select("ORDER BY t.slug, t.version"))
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(all)
+}
+
+/// A global template with its text.
+pub async fn get_global(
+    pg: &Postgres,
+    mongo: &Mongo,
+    skill_ref: &str,
+) -> Result<(Skill, Option<SkillText>), RecordError> {
+    let mut tx = pg.begin_admin().await?;
+    let skill: Skill = pg
+        .query_as(global_select("AND t.ref_id = $1::ulid"))
+        .bind(skill_ref)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(RecordError::NotFound)?;
+    tx.commit().await?;
+    let text = match &skill.content_ref {
+        Some(pointer) => read(mongo, GLOBAL, pointer).await?,
+        None => None,
+    };
+    Ok((skill, text))
+}
+
+/// What changes in a global template (absent: kept).
+#[derive(Debug, Clone, Default)]
+pub struct GlobalChange {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub content: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// New text is a new document: written first, then the row points at it
+/// (at the version the caller read, if given), then the old document is
+/// marked deleted.
+pub async fn update_global(
+    pg: &Postgres,
+    mongo: &Mongo,
+    skill_ref: &str,
+    if_match: Option<&str>,
+    change: &GlobalChange,
+) -> Result<Skill, RecordError> {
+    let (current, old_text) = get_global(pg, mongo, skill_ref).await?;
+    let base = old_text.unwrap_or_default();
+    let text = SkillText {
+        name: change.name.clone().unwrap_or(current.name.clone()),
+        description: change.description.clone().or(base.description),
+        content: change.content.clone().unwrap_or(base.content),
+        tags: change.tags.clone().unwrap_or(base.tags),
+    };
+    let content_ref = write(mongo, GLOBAL, &text).await?;
+    let mut tx = pg.begin_admin().await?;
+    let locked: Skill = pg
+        .query_as(global_select("AND t.ref_id = $1::ulid FOR UPDATE"))
+        .bind(skill_ref)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(RecordError::NotFound)?;
+    if if_match.is_some_and(|v| v != locked.etag) {
+        // The new document is an orphan nothing points at: search ignores it.
+        mark_deleted(mongo, GLOBAL, &content_ref).await?;
+        return Err(RecordError::StaleVersion);
+    }
+    pg.query(
+        "UPDATE skills SET name = $2, content_ref = $3::ulid \
+         WHERE tenant_id IS NULL AND ref_id = $1::ulid",
+    )
+    .bind(skill_ref)
+    .bind(&text.name)
+    .bind(&content_ref)
+    .execute(&mut *tx)
+    .await?;
+    let updated: Skill = pg
+        .query_as(global_select("AND t.ref_id = $1::ulid"))
+        .bind(skill_ref)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if let Some(old) = &locked.content_ref
+        && let Err(e) = mark_deleted(mongo, GLOBAL, old).await
+    {
+        tracing::warn!(error = %e, "could not mark a superseded template document deleted");
+    }
+    Ok(updated)
+}
+
+/// Soft-deletes a global template: gone from every tenant's reads and
+/// searches at once.
+pub async fn delete_global(
+    pg: &Postgres,
+    mongo: &Mongo,
+    skill_ref: &str,
+    if_match: Option<&str>,
+) -> Result<(), RecordError> {
+    let mut tx = pg.begin_admin().await?;
+    let locked: Skill = pg
+        .query_as(global_select("AND t.ref_id = $1::ulid FOR UPDATE"))
+        .bind(skill_ref)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(RecordError::NotFound)?;
+    if if_match.is_some_and(|v| v != locked.etag) {
+        return Err(RecordError::StaleVersion);
+    }
+    pg.query("UPDATE skills SET deleted_on = now() WHERE tenant_id IS NULL AND ref_id = $1::ulid")
+        .bind(skill_ref)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if let Some(pointer) = &locked.content_ref
+        && let Err(e) = mark_deleted(mongo, GLOBAL, pointer).await
+    {
+        tracing::warn!(error = %e, "could not mark a deleted template's document deleted");
+    }
+    Ok(())
 }

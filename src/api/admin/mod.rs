@@ -15,6 +15,7 @@
 mod body;
 mod ops;
 mod reconcile;
+mod skills;
 mod tenants;
 mod tokens;
 
@@ -160,6 +161,8 @@ pub fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(ops::config))
         .routes(routes!(ops::jobs))
         .routes(routes!(reconcile::report, reconcile::repair))
+        .routes(routes!(skills::list, skills::create))
+        .routes(routes!(skills::get, skills::change, skills::delete))
         .routes(routes!(crate::api::billing::summary))
 }
 

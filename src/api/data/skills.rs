@@ -22,7 +22,7 @@ use crate::records::table;
 
 const MAX_TAG_CHARS: usize = 64;
 
-fn check_tags(tags: &[String]) -> Result<(), Problem> {
+pub(crate) fn check_tags(tags: &[String]) -> Result<(), Problem> {
     for (i, tag) in tags.iter().enumerate() {
         if !(1..=MAX_TAG_CHARS).contains(&tag.chars().count()) || tag.contains('\0') {
             return Err(Problem::invalid_field(
