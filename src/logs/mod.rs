@@ -19,6 +19,17 @@ use crate::stores::Failure;
 /// A MongoDB failure in record terms: transient ones are `Unavailable`
 /// (503, retry), the rest a store error.
 pub fn mongo_error(error: mongodb::error::Error) -> RecordError {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    // The collection's validator refused what a request sent: input, as a
+    // PostgreSQL check is (422), never a 500.
+    if let ErrorKind::Write(WriteFailure::WriteError(e)) = &*error.kind
+        && e.code == DOCUMENT_INVALID
+    {
+        return RecordError::Invalid {
+            constraint: None,
+            message: "MongoDB's validator refused the document".to_string(),
+        };
+    }
     if Failure::of_mongo(&error).is_transient() {
         RecordError::Unavailable(error.to_string())
     } else {
@@ -28,3 +39,6 @@ pub fn mongo_error(error: mongodb::error::Error) -> RecordError {
 
 /// MongoDB's duplicate key error: the document is already there.
 pub const DUPLICATE_KEY: i32 = 11000;
+
+/// MongoDB's "Document failed validation" (a collection validator).
+pub const DOCUMENT_INVALID: i32 = 121;

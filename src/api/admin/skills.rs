@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::AdminState;
 use super::body::{AdminJson, RefPath};
 use crate::api::data::extract::{IfMatch, etag};
-use crate::api::data::skills::check_tags;
+use crate::api::data::skills::{check_name, check_slug, check_tags};
 use crate::api::problem::Problem;
 use crate::logs::skills::{self, GlobalChange, NewGlobal, SkillText};
 use crate::records::RecordError;
@@ -22,8 +22,6 @@ use crate::stores::mongo::Mongo;
 use crate::stores::postgres::Postgres;
 
 pub const TAG: &str = "skills";
-
-const MAX_NAME_CHARS: usize = 200;
 
 /// A new global template.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,31 +70,6 @@ pub struct Template {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateList {
     pub items: Vec<Skill>,
-}
-
-fn check_name(name: &str) -> Result<(), Problem> {
-    if (1..=MAX_NAME_CHARS).contains(&name.chars().count()) && !name.contains('\0') {
-        return Ok(());
-    }
-    Err(Problem::invalid_field(
-        "name",
-        format!("1 to {MAX_NAME_CHARS} characters"),
-    ))
-}
-
-fn check_slug(slug: &str) -> Result<(), Problem> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
-    let ok = (1..=100).contains(&slug.len())
-        && slug.chars().all(allowed)
-        && !slug.starts_with('-')
-        && !slug.ends_with('-');
-    if ok {
-        return Ok(());
-    }
-    Err(Problem::invalid_field(
-        "slug",
-        "lower-case letters, digits and inner hyphens, at most 100",
-    ))
 }
 
 fn text_problem(field: &str, text: &str) -> Result<(), Problem> {

@@ -34,6 +34,36 @@ pub(crate) fn check_tags(tags: &[String]) -> Result<(), Problem> {
     Ok(())
 }
 
+const MAX_NAME_CHARS: usize = 200;
+
+/// The skill's name, checked before its document is written (MongoDB's
+/// validator and PostgreSQL's check would refuse it later, half-way).
+pub(crate) fn check_name(name: &str) -> Result<(), Problem> {
+    if (1..=MAX_NAME_CHARS).contains(&name.chars().count()) && !name.contains('\0') {
+        return Ok(());
+    }
+    Err(Problem::invalid_field(
+        "name",
+        format!("1 to {MAX_NAME_CHARS} characters"),
+    ))
+}
+
+/// The slug, as PostgreSQL's check has it.
+pub(crate) fn check_slug(slug: &str) -> Result<(), Problem> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    let ok = (1..=100).contains(&slug.len())
+        && slug.chars().all(allowed)
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        return Ok(());
+    }
+    Err(Problem::invalid_field(
+        "slug",
+        "lower-case letters, digits and inner hyphens, at most 100",
+    ))
+}
+
 fn pointer_and_text() -> Problem {
     Problem::invalid_field(
         "contentRef",
@@ -65,6 +95,8 @@ pub async fn create(
     State(state): State<DataState>,
     JsonBody(body): JsonBody<CreateSkill>,
 ) -> Result<Response, Problem> {
+    check_name(&body.name)?;
+    check_slug(&body.slug)?;
     let mut values = Map::new();
     values.insert("name".into(), json!(body.name));
     values.insert("slug".into(), json!(body.slug));
@@ -124,6 +156,9 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateSkill>,
 ) -> Result<Response, Problem> {
     let version = if_match.required()?;
+    if let Some(name) = &body.name {
+        check_name(name)?;
+    }
     let mut values = Map::new();
     if let Some(name) = &body.name {
         values.insert("name".into(), json!(name));
