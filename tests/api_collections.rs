@@ -442,6 +442,30 @@ async fn particular_rules_of_some_collections() {
         .await;
     assert_problem(&blank, 422, "validation_failed");
     assert_eq!(blank.body["errors"][0]["field"], "title");
+    // An invalid change is 422 whatever If-Match says; a stale version of
+    // a valid one is 412; neither changes the record.
+    let post = api
+        .post(&v1("blog-posts"), &token, json!({"title": "kept"}))
+        .await;
+    let item = v1(&format!(
+        "blog-posts/{}",
+        post.body["ref"].as_str().expect("ref")
+    ));
+    for (patch, status) in [(json!({"title": ""}), 422), (json!({"title": "new"}), 412)] {
+        let refused = api
+            .call(
+                Method::PATCH,
+                &item,
+                Some(&token),
+                Some(&patch),
+                &[("if-match", "\"stale\"")],
+            )
+            .await;
+        assert_eq!(refused.status, status, "{patch}: {refused:?}");
+    }
+    let unchanged = api.get(&item, &token).await;
+    assert_eq!(unchanged.body["title"], "kept");
+    assert_eq!(unchanged.header("etag"), post.header("etag"));
 
     // Scheduling a blog post needs a time; with one it is accepted and
     // publishing records when.

@@ -539,7 +539,11 @@ where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Versioned + serde::Serialize + Send + Unpin,
 {
     table.check(values, Purpose::Update)?;
-    let before: R = lock(pg, tx, tenant_id, table, record_ref, if_match).await?;
+    // The version is compared after PostgreSQL judged the values, so that
+    // an invalid change is 422 whatever If-Match says (a stale version of
+    // a valid change is 412); the caller's transaction rolls back either way.
+    let before: R = lock(pg, tx, tenant_id, table, record_ref, None).await?;
+    let stale = if_match.is_some_and(|version| version != before.version());
     let assignments: Vec<String> = table
         .fields
         .iter()
@@ -547,6 +551,9 @@ where
         .map(|f| format!("{} = {}", f.column, f.value()))
         .collect();
     if assignments.is_empty() {
+        if stale {
+            return Err(RecordError::StaleVersion);
+        }
         return get(pg, tx, tenant_id, table, record_ref)
             .await
             .map(|after| (before, after));
@@ -563,6 +570,9 @@ where
     )
     .await?;
     check_activity_refs(table, values, &after)?;
+    if stale {
+        return Err(RecordError::StaleVersion);
+    }
     Ok((before, after))
 }
 
