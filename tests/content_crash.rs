@@ -517,7 +517,9 @@ async fn a_200_mib_upload_is_streamed_not_held_in_memory() {
     while sent < BIG {
         let n = CHUNK.min(BIG - sent);
         big_body(&pattern, sent, &mut chunk[..n]);
-        stream.write_all(&chunk[..n]).await.expect("send body");
+        if stream.write_all(&chunk[..n]).await.is_err() {
+            break; // strata answered early (or died): see below
+        }
         digest_in
             .write_all(&chunk[..n])
             .await
@@ -526,7 +528,7 @@ async fn a_200_mib_upload_is_streamed_not_held_in_memory() {
     }
     drop(digest_in);
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("the answer");
+    let read = stream.read_to_end(&mut answer).await;
     let upload_time = started.elapsed();
     let (_, hwm_after) = memory(pid);
     let cpu_upload = cpu_ticks(pid) - cpu_before;
@@ -538,10 +540,11 @@ async fn a_200_mib_upload_is_streamed_not_held_in_memory() {
         .to_string();
     assert_eq!(expected_sha.len(), 64, "{digest:?}");
     let answer = String::from_utf8_lossy(&answer);
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
     assert!(
         head.starts_with("HTTP/1.1 201"),
-        "after {sent} bytes: {answer}"
+        "after {sent} bytes ({read:?}): {answer}\n{}",
+        api.served.stderr()
     );
     let stored: Value = serde_json::from_str(body).expect("a JSON answer");
     assert_eq!(stored["size"], BIG, "{stored}");
