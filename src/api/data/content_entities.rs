@@ -125,19 +125,43 @@ impl From<OnboardingPart> for Part {
     }
 }
 
-/// `{tenantRef}`, `{ref}` and `{part}` of a run's part.
+/// `{tenantRef}`, `{ref}` and `{part}` of a run's part, as documented.
 #[derive(Debug, Clone, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct PartPath {
+#[allow(dead_code)]
+pub struct PartParams {
     /// The tenant's ref (ULID).
     #[param(rename = "tenantRef", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
-    pub tenant_ref: String,
+    tenant_ref: String,
     /// The onboarding run's ref (ULID).
     #[param(rename = "ref", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
-    pub record_ref: String,
+    record_ref: String,
     /// `scraped-text`, `research` or `context-file`.
     #[param(inline)]
-    pub part: OnboardingPart,
+    part: OnboardingPart,
+}
+
+/// `{tenantRef}`, `{ref}` and `{part}` of a run's part. The part is judged
+/// by [`PartPath::part`], after the token, so that a request without a
+/// valid one learns nothing.
+#[derive(Debug, Clone)]
+pub struct PartPath {
+    pub tenant_ref: String,
+    pub record_ref: String,
+    raw_part: String,
+}
+
+impl PartPath {
+    pub fn part(&self) -> Result<OnboardingPart, Problem> {
+        match self.raw_part.as_str() {
+            "scraped-text" => Ok(OnboardingPart::ScrapedText),
+            "research" => Ok(OnboardingPart::Research),
+            "context-file" => Ok(OnboardingPart::ContextFile),
+            _ => Err(Problem::not_found(
+                "no such part (scraped-text, research, context-file)",
+            )),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PartPath {
@@ -157,20 +181,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PartPath {
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
         let tenant_ref = parse_ref("tenantRef", &raw.tenant_ref)?;
         let record_ref = parse_ref("ref", &raw.record_ref)?;
-        let part = match raw.part.as_str() {
-            "scraped-text" => OnboardingPart::ScrapedText,
-            "research" => OnboardingPart::Research,
-            "context-file" => OnboardingPart::ContextFile,
-            _ => {
-                return Err(Problem::not_found(
-                    "no such part (scraped-text, research, context-file)",
-                ));
-            }
-        };
         Ok(PartPath {
             tenant_ref,
             record_ref,
-            part,
+            raw_part: raw.part,
         })
     }
 }
@@ -206,7 +220,7 @@ pub struct OnboardingContent {
     tag = "onboarding-runs",
     operation_id = "putOnboardingRunContent",
     summary = "Store a part of an onboarding run (scraped text, research, context file)",
-    params(PartPath),
+    params(PartParams),
     request_body(
         description = "The part's bytes",
         content(("text/plain"), ("text/markdown"), ("application/json"))
@@ -235,8 +249,9 @@ pub async fn put_run_part(
     body: Body,
 ) -> Result<Response, Problem> {
     let content: &Content = state.content()?;
-    let part = Part::from(path.part);
     let run: OnboardingRun = current(&caller, &RUNS, &path.record_ref).await?;
+    let wire_part = path.part()?;
+    let part = Part::from(wire_part);
     if !part.writable_in().contains(&run.status.as_str()) {
         return Err(content_problem(ContentError::NotWritable {
             entity: "onboarding run",
@@ -280,7 +295,7 @@ pub async fn put_run_part(
     Ok(created(
         location,
         &sha256,
-        run_content(path.part, &path.record_ref, &after.status, stored),
+        run_content(wire_part, &path.record_ref, &after.status, stored),
     ))
 }
 
@@ -326,7 +341,7 @@ async fn run_part_of(
         .await
         .map_err(content_problem)?;
     let stored = document
-        .part(Part::from(path.part))
+        .part(Part::from(path.part()?))
         .ok_or_else(|| Problem::not_found("the run has no such part yet"))?;
     Ok(Served {
         key: stored.key,
@@ -346,7 +361,7 @@ async fn run_part_of(
     operation_id = "getOnboardingRunContent",
     summary = "Read a part of an onboarding run (streamed; Range, ETag)",
     params(
-        PartPath,
+        PartParams,
         ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023"),
         ("If-None-Match" = Option<String>, Header, description = "The ETag held: 304 if unchanged"),
     ),
@@ -383,7 +398,7 @@ pub async fn get_run_part(
     tag = "onboarding-runs",
     operation_id = "getOnboardingRunContentUrl",
     summary = "A pre-signed URL of a part of an onboarding run",
-    params(PartPath),
+    params(PartParams),
     responses(
         (status = 200, description = "The URL and until when it works", body = OutputUrl),
         (status = 404, description = "No such run, deleted, or no such part stored",
