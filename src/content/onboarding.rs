@@ -343,3 +343,43 @@ pub async fn find(
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_have_their_own_keys_inside_the_run_prefix() {
+        let (t, run) = ("01JABCDEFGHJKMNPQRSTVWXYZ0", "01JABCDEFGHJKMNPQRSTVWXYZ1");
+        let mut keys = Vec::new();
+        for part in Part::ALL {
+            let key = key(
+                t,
+                run,
+                part,
+                "01JABCDEFGHJKMNPQRSTVWXYZ2",
+                part.media_types()[0],
+            );
+            assert!(key.starts_with(&format!("{t}/onboarding/{run}/")), "{key}");
+            assert!(crate::content::in_prefix(t, &key), "{key}");
+            keys.push(key);
+        }
+        keys.dedup();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert_eq!(Part::parse("context-file"), Some(Part::ContextFile));
+        assert_eq!(Part::parse("summary"), None);
+    }
+
+    #[test]
+    fn only_stage_ending_parts_move_the_run() {
+        assert_eq!(Part::ScrapedText.moves("scraping"), Some("researching"));
+        assert_eq!(Part::ScrapedText.moves("researching"), None);
+        assert_eq!(Part::Research.moves("researching"), None);
+        assert_eq!(Part::ContextFile.moves("researching"), Some("completed"));
+        for part in Part::ALL {
+            for state in ["pending", "completed", "failed"] {
+                assert!(!part.writable_in().contains(&state), "{part:?} in {state}");
+            }
+        }
+    }
+}

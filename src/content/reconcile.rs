@@ -447,3 +447,23 @@ pub async fn run_locked(
     tx.commit().await.map_err(of_postgres)?;
     Ok(Some((report, repaired)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pointed_collection_is_scanned_and_repairable() {
+        for (_, _, collection) in POINTERS {
+            assert!(
+                DOCUMENTS.iter().any(|(c, _)| *c == collection),
+                "{collection} is pointed at but not scanned"
+            );
+            let what = format!("mongo:{collection}/01JABCDEFGHJKMNPQRSTVWXYZ0");
+            let (c, _, r) = orphan_document(&what).expect("a document");
+            assert_eq!((c, r), (collection, "01JABCDEFGHJKMNPQRSTVWXYZ0"));
+        }
+        assert!(orphan_document("s3:a/b").is_none());
+        assert!(orphan_document("mongo:skills/x").is_none());
+    }
+}

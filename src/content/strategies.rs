@@ -37,6 +37,15 @@ pub fn key(tenant_ref: &str, strategy_ref: &str, version: i64) -> String {
     format!("{}v{version}.md", prefix(tenant_ref, strategy_ref))
 }
 
+/// The n of `{prefix}v{n}.md`.
+fn version_of(prefix: &str, key: &str) -> Option<i64> {
+    key.strip_prefix(prefix)?
+        .strip_prefix('v')?
+        .strip_suffix(".md")?
+        .parse()
+        .ok()
+}
+
 /// A version as MongoDB holds it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -80,15 +89,9 @@ async fn next_version(
         .keys_ever(&prefix)
         .await?
         .iter()
-        .filter_map(|k| {
-            k.strip_prefix(&prefix)?
-                .strip_prefix('v')?
-                .strip_suffix(".md")?
-                .parse()
-                .ok()
-        })
+        .filter_map(|k| version_of(&prefix, k))
         .max()
-        .unwrap_or(0i64);
+        .unwrap_or(0);
     let documents: Vec<Document> = content
         .mongo()
         .collection::<Document>(COLLECTION)
@@ -224,4 +227,24 @@ pub async fn find(
         )));
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_their_keys() {
+        let (t, s) = ("01JABCDEFGHJKMNPQRSTVWXYZ0", "01JABCDEFGHJKMNPQRSTVWXYZ1");
+        let prefix = prefix(t, s);
+        assert_eq!(version_of(&prefix, &key(t, s, 12)), Some(12));
+        assert!(crate::content::in_prefix(t, &key(t, s, 1)));
+        for other in [
+            format!("{prefix}v1.json"),
+            format!("{prefix}x1.md"),
+            format!("{t}/strategies/other/v3.md"),
+        ] {
+            assert_eq!(version_of(&prefix, &other), None, "{other}");
+        }
+    }
 }
