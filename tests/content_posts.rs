@@ -280,3 +280,77 @@ async fn reconcile_counts_posts_as_pointers() {
             .all(|d| d.missing == format!("mongo:activity_outputs/{second}"))
     );
 }
+
+/// A post pointed at an old orphan output while a repair is under way:
+/// the repair, judged on a report from before, spares it (the post
+/// claimed it), and nothing dangles afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_claims_an_orphan_output_from_a_running_repair() {
+    let api = Api::start("content-posts-claim", &[]).await;
+    let tenant = api.tenant("acme").await;
+    let token = api.token(Some(&tenant)).await;
+    let (activity, first) = output(&api, &tenant, &token, b"# first").await;
+    let replaced = put_raw(
+        &api,
+        &format!("/v1/tenants/{tenant}/activities/{activity}/output"),
+        &token,
+        "text/markdown",
+        b"# second",
+    )
+    .await
+    .expect("put");
+    assert_eq!(replaced.status, 201);
+    // The replaced output, two hours old: past a one-hour grace.
+    let config = api.fixture.config();
+    let stores = strata::stores::Stores::new(&config).await.expect("stores");
+    let two_hours_ago = mongodb::bson::DateTime::from_millis(
+        (chrono::Utc::now() - chrono::Duration::hours(2)).timestamp_millis(),
+    );
+    stores
+        .mongo
+        .database()
+        .collection::<Document>("activity_outputs")
+        .update_one(
+            doc! {"tenantId": &tenant, "refId": &first},
+            doc! {"$set": {"createdOn": two_hours_ago}},
+        )
+        .await
+        .expect("age");
+    let report = scan(&api, Some(&tenant)).await;
+    assert_eq!(
+        orphans(&report),
+        vec![format!("mongo:activity_outputs/{first}")],
+        "{report:?}"
+    );
+
+    // A post points at it before the repair acts on that report.
+    let post = api
+        .post(
+            &format!("/v1/tenants/{tenant}/blog-posts"),
+            &token,
+            json!({"title": "Old one", "outputRef": first}),
+        )
+        .await;
+    assert_eq!(post.status, 201, "{post:?}");
+    let post_ref = post.body["ref"].as_str().expect("ref").to_string();
+    let repaired = repair(&api, &report, 1).await;
+    assert_eq!(repaired.removed, Vec::<String>::new(), "{repaired:?}");
+    assert_eq!(
+        repaired.too_young,
+        vec![format!("mongo:activity_outputs/{first}")]
+    );
+    let after = scan(&api, Some(&tenant)).await;
+    assert_eq!(
+        (after.dangling.len(), after.orphans.len()),
+        (0, 0),
+        "{after:?}"
+    );
+    let (status, _, bytes) = get_bytes(
+        &api,
+        &format!("/v1/tenants/{tenant}/blog-posts/{post_ref}/content"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!((status, bytes.as_slice()), (200, b"# first".as_slice()));
+}

@@ -243,3 +243,25 @@ pub async fn find(
     }
     Ok(found)
 }
+
+/// Marks an output as just pointed at (its `updatedOn`), for a record
+/// about to point at it that its own write did not create (a post):
+/// reconciliation then counts its age from now, and a repair that
+/// already judged it an orphan no longer matches it. `false`: there is no
+/// such output of this tenant (or a repair took it first).
+pub async fn claim(
+    content: &Content,
+    tenant_ref: &str,
+    output_ref: &str,
+) -> Result<bool, ContentError> {
+    let claimed = content
+        .mongo()
+        .collection::<Document>(COLLECTION)
+        .update_one(
+            doc! { "tenantId": tenant_ref, "refId": output_ref, "deletedOn": null },
+            doc! { "$set": { "updatedOn": bson::DateTime::now() } },
+        )
+        .await
+        .map_err(|e| ContentError::of_mongo("claim activity output", e))?;
+    Ok(claimed.matched_count == 1)
+}

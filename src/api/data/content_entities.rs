@@ -659,7 +659,9 @@ output_ref_of!(update:
 );
 
 /// Refuses a post whose `outputRef` is not an activity output of the
-/// tenant (422 naming the field), before anything is written.
+/// tenant (422 naming the field), before anything is written; claims the
+/// output otherwise ([`outputs::claim`]), so that a repair running
+/// meanwhile cannot take it from under the new pointer.
 pub async fn check_output_ref<T: OutputRefOf>(
     state: &DataState,
     tenant_ref: &str,
@@ -669,9 +671,9 @@ pub async fn check_output_ref<T: OutputRefOf>(
         return Ok(());
     };
     let content = state.content()?;
-    match outputs::find(content, tenant_ref, output_ref).await {
-        Ok(_) => Ok(()),
-        Err(ContentError::NotFound(_)) => Err(Problem::invalid_field(
+    match outputs::claim(content, tenant_ref, output_ref).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Problem::invalid_field(
             "outputRef",
             "must be the ref of an activity output of this tenant",
         )),
