@@ -1,5 +1,6 @@
 //! Blog and social posts that reference an activity output, against the
-//! real servers: `outputRef` must name an output of the post's tenant
+//! real servers: `outputRef` must name an output of the post's tenant (as
+//! must an activity's `outputRef` set by hand)
 //! (422 naming the field otherwise), the post's content is read through
 //! the post (streamed and pre-signed), another tenant gets 404, and
 //! reconciliation counts posts' `outputRef` as pointers (an output only a
@@ -48,6 +49,30 @@ async fn posts_point_at_outputs_of_their_tenant_and_serve_them() {
     let article = "# Launch\n\nThe article — ünïcode.\n".as_bytes();
     let (activity, article_ref) = output(&api, &tenant, &token, article).await;
     let (_, foreign_ref) = output(&api, &other, &other_token, b"# theirs").await;
+
+    // An activity's outputRef set by hand is checked the same way.
+    let item = format!("/v1/tenants/{tenant}/activities/{activity}");
+    for bad in [ulid::Ulid::generate().to_string(), foreign_ref.clone()] {
+        let refused = api
+            .call(
+                Method::PATCH,
+                &item,
+                Some(&token),
+                Some(&json!({"outputRef": bad})),
+                &[("if-match", "*")],
+            )
+            .await;
+        assert_problem(&refused, 422, "validation_failed");
+        assert_eq!(refused.body["errors"][0]["field"], "outputRef");
+    }
+    let refused = api
+        .post(
+            &format!("/v1/tenants/{tenant}/activities"),
+            &token,
+            json!({"kind": "blog", "outputRef": foreign_ref}),
+        )
+        .await;
+    assert_problem(&refused, 422, "validation_failed");
 
     for (collection, create) in [
         ("blog-posts", json!({"title": "Launch"})),

@@ -11,10 +11,24 @@ pub mod activities {
     use crate::records::collections::activities::*;
     crate::list_filter!(ActivityFilter, ActivityStatus);
     crate::op_list!("activities", "activities", TABLE, Activity, ActivityFilter);
-    crate::op_create!("activities", "activity", TABLE, Activity, CreateActivity);
+    crate::op_create!(
+        "activities",
+        "activity",
+        TABLE,
+        Activity,
+        CreateActivity,
+        check = crate::api::data::content_entities::check_output_ref
+    );
     crate::op_get!("activities", "activity", TABLE, Activity);
     crate::op_history!("activities", "activity", TABLE, Activity);
-    crate::op_update!("activities", "activity", TABLE, Activity, UpdateActivity);
+    crate::op_update!(
+        "activities",
+        "activity",
+        TABLE,
+        Activity,
+        UpdateActivity,
+        check = crate::api::data::content_entities::check_output_ref
+    );
     crate::op_delete!("activities", "activity", TABLE, Activity);
     crate::op_transition!(
         "activities",

@@ -627,7 +627,8 @@ pub async fn strategy_content_url(
 // ---------------------------------------------------------------------
 // Blog and social posts: their content is the activity output they point at.
 
-/// The request bodies that carry a post's `outputRef`.
+/// The request bodies that carry an `outputRef` (posts; activities, whose
+/// pointer a client may also set by hand).
 pub trait OutputRefOf {
     /// The pointer the body sets (`None`: it sets none or clears it).
     fn output_ref(&self) -> Option<&str>;
@@ -650,10 +651,12 @@ macro_rules! output_ref_of {
     )*};
 }
 output_ref_of!(create:
+    crate::records::collections::activities::CreateActivity,
     crate::records::collections::blog_posts::CreateBlogPost,
     crate::records::collections::social_posts::CreateSocialPost
 );
 output_ref_of!(update:
+    crate::records::collections::activities::UpdateActivity,
     crate::records::collections::blog_posts::UpdateBlogPost,
     crate::records::collections::social_posts::UpdateSocialPost
 );
