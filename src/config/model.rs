@@ -207,6 +207,11 @@ pub struct ContentConfig {
     pub activity_output_types: Vec<String>,
     /// The largest contract PDF accepted, in bytes.
     pub contract_max_bytes: u64,
+    /// The largest part of an onboarding run (scraped text, research,
+    /// context file) accepted, in bytes.
+    pub onboarding_max_bytes: u64,
+    /// The largest strategy content (Markdown) accepted, in bytes.
+    pub strategy_max_bytes: u64,
     /// How often `serve` reconciles the stores (one instance at a time);
     /// 0 turns it off.
     pub reconcile_interval_secs: u64,
@@ -222,6 +227,8 @@ impl Default for ContentConfig {
             activity_output_max_bytes: 256 * 1024 * 1024,
             activity_output_types: vec!["text/markdown".into(), "application/json".into()],
             contract_max_bytes: 50 * 1024 * 1024,
+            onboarding_max_bytes: 64 * 1024 * 1024,
+            strategy_max_bytes: 8 * 1024 * 1024,
             reconcile_interval_secs: 3600,
             reconcile_grace_hours: 24,
         }

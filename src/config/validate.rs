@@ -404,13 +404,17 @@ impl super::model::ContentConfig {
                 "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
             );
         }
-        if self.contract_max_bytes == 0
-            || self.contract_max_bytes > self.part_size_bytes.saturating_mul(10_000)
-        {
-            bad(
-                "content.contract_max_bytes",
-                "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
-            );
+        for (key, value) in [
+            ("content.contract_max_bytes", self.contract_max_bytes),
+            ("content.onboarding_max_bytes", self.onboarding_max_bytes),
+            ("content.strategy_max_bytes", self.strategy_max_bytes),
+        ] {
+            if value == 0 || value > self.part_size_bytes.saturating_mul(10_000) {
+                bad(
+                    key,
+                    "must be at least 1 and at most 10000 × content.part_size_bytes".into(),
+                );
+            }
         }
         if self.reconcile_grace_hours > 24 * 365 {
             bad(

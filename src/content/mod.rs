@@ -18,8 +18,10 @@
 //! Nothing here knows HTTP: the API maps [`ContentError`] to problems.
 
 pub mod contracts;
+pub mod onboarding;
 pub mod outputs;
 pub mod reconcile;
+pub mod strategies;
 
 use std::fmt::Display;
 use std::time::{Duration, SystemTime};
@@ -65,6 +67,17 @@ pub enum ContentError {
         field: &'static str,
         message: String,
     },
+    /// A concurrent write took what this one was about to write (the
+    /// request may be repeated).
+    #[error("{0}")]
+    Conflict(String),
+    /// The record is in a state in which its content may not be written.
+    #[error("a {entity} in state {current} takes no content here")]
+    NotWritable {
+        entity: &'static str,
+        current: String,
+        allowed: Vec<String>,
+    },
     /// The test-only fault hook fired (see [`checkpoint`]).
     #[error("fault injected after the {0} step")]
     Fault(&'static str),
@@ -86,13 +99,28 @@ impl ContentError {
         }
     }
 
-    fn of_mongo(what: &str, error: mongodb::error::Error) -> Self {
+    pub(crate) fn of_mongo(what: &str, error: mongodb::error::Error) -> Self {
         let detail = format!("MongoDB {what}: {error}");
         if Failure::of_mongo(&error).is_transient() {
             ContentError::Unavailable(detail)
         } else {
             ContentError::Store(detail)
         }
+    }
+}
+
+/// Why a pointer's transaction wrote nothing.
+#[derive(Debug)]
+pub enum PointError {
+    Record(crate::records::RecordError),
+    /// The record left the states its content may be written in (its
+    /// current state).
+    NotWritable(String),
+}
+
+impl From<crate::records::RecordError> for PointError {
+    fn from(e: crate::records::RecordError) -> Self {
+        PointError::Record(e)
     }
 }
 
@@ -435,12 +463,23 @@ impl Content {
 
     /// A pre-signed GET of exactly `key`, valid `content.presign_expiry_secs`.
     pub async fn presign_get(&self, key: &str) -> Result<Presigned, ContentError> {
+        self.presign_get_version(key, None).await
+    }
+
+    /// A pre-signed GET of one version of `key` (the current one with
+    /// `None`): a URL for exactly the bytes a document recorded.
+    pub async fn presign_get_version(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Presigned, ContentError> {
         let (config, expires_at) = self.presigning()?;
         let request = self
             .s3
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_version_id(version.map(str::to_string))
             .presigned(config)
             .await
             .map_err(|e| ContentError::of_s3("presign GetObject", e))?;
@@ -565,6 +604,62 @@ impl Content {
             .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
     }
 
+    /// Removes one version of `key` for good (not a delete marker): a write
+    /// that lost a race takes back exactly what it put. Never used on the
+    /// contracts bucket.
+    pub async fn delete_version(&self, key: &str, version: &str) -> Result<(), ContentError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| ContentError::of_s3("DeleteObject", e))
+    }
+
+    /// Every key under `prefix` that ever had a version (delete markers
+    /// included): what a new key must not reuse.
+    pub async fn keys_ever(&self, prefix: &str) -> Result<Vec<String>, ContentError> {
+        let mut keys = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let page = self
+                .s3
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| ContentError::of_s3("ListObjectVersions", e))?;
+            keys.extend(
+                page.versions()
+                    .iter()
+                    .filter_map(|v| v.key().map(str::to_string)),
+            );
+            keys.extend(
+                page.delete_markers()
+                    .iter()
+                    .filter_map(|m| m.key().map(str::to_string)),
+            );
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
     /// Whether `key` exists in the content bucket.
     pub async fn exists(&self, key: &str) -> Result<bool, ContentError> {
         match self
@@ -597,6 +692,55 @@ struct Multipart {
 fn md5_base64(bytes: &[u8]) -> String {
     use md5::Digest as _;
     base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}
+
+/// What a document records of the object it points at besides the key:
+/// its media type and the S3 version (reads are pinned to it).
+pub fn object_metadata(stored: &Stored) -> mongodb::bson::Document {
+    let mut metadata = mongodb::bson::doc! { "contentType": &stored.content_type };
+    if let Some(version) = &stored.version_id {
+        metadata.insert("versionId", version);
+    }
+    metadata
+}
+
+/// The media type a document recorded (`fallback` for documents written
+/// before it was recorded).
+pub fn recorded_type(metadata: &mongodb::bson::Document, fallback: &str) -> String {
+    metadata
+        .get_str("contentType")
+        .map(str::to_string)
+        .unwrap_or_else(|_| fallback.to_string())
+}
+
+/// The S3 version a document recorded, if any.
+pub fn recorded_version(metadata: &mongodb::bson::Document) -> Option<String> {
+    metadata.get_str("versionId").ok().map(str::to_string)
+}
+
+/// A BSON time as chrono's.
+pub fn bson_time(at: mongodb::bson::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or_default()
+}
+
+/// A MongoDB duplicate-key refusal (a unique index said no).
+pub fn is_duplicate(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*error.kind {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}
+
+/// The file extension of a media type strata stores.
+pub fn extension(media_type: &str) -> &'static str {
+    match media_type {
+        "application/json" => "json",
+        "text/plain" => "txt",
+        "application/pdf" => "pdf",
+        _ => "md",
+    }
 }
 
 /// The media type of a `Content-Type` value (lower case, no parameters).

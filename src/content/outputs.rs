@@ -49,18 +49,20 @@ pub struct OutputDocument {
 
 impl OutputDocument {
     pub fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp_millis(self.created_on.timestamp_millis())
-            .unwrap_or_default()
+        super::bson_time(self.created_on)
     }
 
     pub fn content_type(&self) -> String {
-        self.metadata
-            .get_str("contentType")
-            .map(str::to_string)
-            .unwrap_or_else(|_| match self.format.as_str() {
-                "json" => "application/json".to_string(),
-                _ => "text/markdown".to_string(),
-            })
+        let fallback = match self.format.as_str() {
+            "json" => "application/json",
+            _ => "text/markdown",
+        };
+        super::recorded_type(&self.metadata, fallback)
+    }
+
+    /// The S3 version written (reads are pinned to it).
+    pub fn version_id(&self) -> Option<String> {
+        super::recorded_version(&self.metadata)
     }
 }
 
@@ -106,10 +108,7 @@ pub async fn record(
     format: &str,
     stored: &Stored,
 ) -> Result<OutputDocument, ContentError> {
-    let mut metadata = doc! { "contentType": &stored.content_type };
-    if let Some(version) = &stored.version_id {
-        metadata.insert("versionId", version);
-    }
+    let metadata = super::object_metadata(stored);
     let document = OutputDocument {
         tenant_id: tenant_ref.to_string(),
         ref_id: output_ref.to_string(),
@@ -126,7 +125,7 @@ pub async fn record(
         Ok(_) => {}
         // A confirm repeated after a failure past this step: the document
         // is there already; go on if it is this very object.
-        Err(e) if is_duplicate(&e) => {
+        Err(e) if super::is_duplicate(&e) => {
             let existing = find(content, tenant_ref, output_ref).await?;
             if existing.s3_key != document.s3_key || existing.sha256 != document.sha256 {
                 return Err(ContentError::Mismatch {
@@ -141,11 +140,6 @@ pub async fn record(
     }
     checkpoint(Step::Document)?;
     Ok(document)
-}
-
-fn is_duplicate(error: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    matches!(&*error.kind, ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == 11000)
 }
 
 /// A direct upload's key: where the pre-signed PUT for `upload_ref` puts
@@ -248,4 +242,26 @@ pub async fn find(
         )));
     }
     Ok(found)
+}
+
+/// Marks an output as just pointed at (its `updatedOn`), for a record
+/// about to point at it that its own write did not create (a post):
+/// reconciliation then counts its age from now, and a repair that
+/// already judged it an orphan no longer matches it. `false`: there is no
+/// such output of this tenant (or a repair took it first).
+pub async fn claim(
+    content: &Content,
+    tenant_ref: &str,
+    output_ref: &str,
+) -> Result<bool, ContentError> {
+    let claimed = content
+        .mongo()
+        .collection::<Document>(COLLECTION)
+        .update_one(
+            doc! { "tenantId": tenant_ref, "refId": output_ref, "deletedOn": null },
+            doc! { "$set": { "updatedOn": bson::DateTime::now() } },
+        )
+        .await
+        .map_err(|e| ContentError::of_mongo("claim activity output", e))?;
+    Ok(claimed.matched_count == 1)
 }

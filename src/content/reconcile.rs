@@ -14,8 +14,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use serde::Serialize;
 
-use super::outputs::{self, OutputDocument};
-use super::{Content, ContentError};
+use super::{Content, ContentError, onboarding, outputs, strategies};
 use crate::stores::Failure;
 use crate::stores::postgres::Postgres;
 
@@ -58,6 +57,49 @@ fn of_postgres(error: sqlx::Error) -> ContentError {
     }
 }
 
+/// The PostgreSQL pointers into MongoDB: (table, column, collection).
+/// Every kind of pointer is listed here, or its documents would be
+/// reported (and repaired away) as orphans.
+pub const POINTERS: [(&str, &str, &str); 5] = [
+    ("activities", "output_ref", outputs::COLLECTION),
+    ("blog_posts", "output_ref", outputs::COLLECTION),
+    ("social_posts", "output_ref", outputs::COLLECTION),
+    ("onboarding_runs", "research_ref", onboarding::COLLECTION),
+    ("strategies", "content_ref", strategies::COLLECTION),
+];
+
+/// The MongoDB collections whose documents point into the content bucket,
+/// with the fields that hold the keys.
+pub const DOCUMENTS: [(&str, &[&str]); 3] = [
+    (outputs::COLLECTION, &["s3Key"]),
+    (onboarding::COLLECTION, &onboarding::KEY_FIELDS),
+    (strategies::COLLECTION, &["s3Key"]),
+];
+
+/// A document as the scan sees it.
+struct Scanned {
+    collection: &'static str,
+    tenant_ref: String,
+    ref_id: String,
+    keys: Vec<String>,
+    /// Its last write (`updatedOn`, else `createdOn`).
+    written: Option<DateTime<Utc>>,
+}
+
+fn scanned(collection: &'static str, fields: &[&str], d: &Document) -> Scanned {
+    let time = |f: &str| d.get_datetime(f).ok().map(|t| super::bson_time(*t));
+    Scanned {
+        collection,
+        tenant_ref: d.get_str("tenantId").unwrap_or_default().to_string(),
+        ref_id: d.get_str("refId").unwrap_or_default().to_string(),
+        keys: fields
+            .iter()
+            .filter_map(|f| d.get_str(f).ok().map(str::to_string))
+            .collect(),
+        written: time("updatedOn").max(time("createdOn")),
+    }
+}
+
 /// One pass over the stores (all tenants, or one).
 pub async fn scan(
     pg: &Postgres,
@@ -66,47 +108,64 @@ pub async fn scan(
 ) -> Result<Report, ContentError> {
     let mut report = Report::default();
 
-    // PostgreSQL pointers: (tenant ref, activity ref, output ref).
+    // PostgreSQL pointers: (tenant ref, table, record ref, collection,
+    // document ref). The SQL holds only the static names above.
+    let union: Vec<String> = POINTERS
+        .iter()
+        .map(|(table, column, collection)| {
+            format!(
+                "SELECT t.ref_id::text, '{table}', r.ref_id::text, '{collection}', \
+                 r.{column}::text FROM {table} r JOIN tenants t ON t.id = r.tenant_id \
+                 WHERE r.{column} IS NOT NULL AND ($1::text IS NULL OR t.ref_id::text = $1)"
+            )
+        })
+        .collect();
     let mut tx = pg.begin_admin().await.map_err(of_postgres)?;
-    let pointers: Vec<(String, String, String)> = pg
-        .query_as(
-            "SELECT t.ref_id::text, a.ref_id::text, a.output_ref::text \
-             FROM activities a JOIN tenants t ON t.id = a.tenant_id \
-             WHERE a.output_ref IS NOT NULL AND ($1::text IS NULL OR t.ref_id::text = $1)",
-        )
+    let pointers: Vec<(String, String, String, String, String)> = pg
+        .query_as(sqlx::AssertSqlSafe(union.join(" UNION ALL ")))
         .bind(tenant)
         .fetch_all(&mut *tx)
         .await
         .map_err(of_postgres)?;
     tx.rollback().await.map_err(of_postgres)?;
 
-    // MongoDB documents, by (tenant, ref).
+    // MongoDB documents, by (collection, tenant, ref).
     let filter = match tenant {
         Some(t) => doc! { "tenantId": t },
         None => Document::new(),
     };
-    let documents: Vec<OutputDocument> = content
-        .mongo()
-        .collection::<OutputDocument>(outputs::COLLECTION)
-        .find(filter)
-        .await
-        .map_err(|e| ContentError::of_mongo("scan activity outputs", e))?
-        .try_collect()
-        .await
-        .map_err(|e| ContentError::of_mongo("scan activity outputs", e))?;
-    let by_ref: HashMap<(&str, &str), &OutputDocument> = documents
+    let mut documents: Vec<Scanned> = Vec::new();
+    for (collection, fields) in DOCUMENTS {
+        let mut projection = doc! { "tenantId": 1, "refId": 1, "createdOn": 1, "updatedOn": 1 };
+        for field in fields {
+            projection.insert(*field, 1);
+        }
+        let found: Vec<Document> = content
+            .mongo()
+            .collection::<Document>(collection)
+            .find(filter.clone())
+            .projection(projection)
+            .await
+            .map_err(|e| ContentError::of_mongo("scan documents", e))?
+            .try_collect()
+            .await
+            .map_err(|e| ContentError::of_mongo("scan documents", e))?;
+        documents.extend(found.iter().map(|d| scanned(collection, fields, d)));
+    }
+    let present: HashSet<(&str, &str, &str)> = documents
         .iter()
-        .map(|d| ((d.tenant_id.as_str(), d.ref_id.as_str()), d))
+        .map(|d| (d.collection, d.tenant_ref.as_str(), d.ref_id.as_str()))
         .collect();
 
-    let mut pointed: HashSet<(&str, &str)> = HashSet::new();
-    for (tenant_ref, activity_ref, output_ref) in &pointers {
-        pointed.insert((tenant_ref, output_ref));
-        if !by_ref.contains_key(&(tenant_ref.as_str(), output_ref.as_str())) {
+    let mut pointed: HashSet<(&str, &str, &str)> = HashSet::new();
+    for (tenant_ref, table, record_ref, collection, target) in &pointers {
+        let wanted = (collection.as_str(), tenant_ref.as_str(), target.as_str());
+        pointed.insert(wanted);
+        if !present.contains(&wanted) {
             report.dangling.push(Dangling {
                 tenant_ref: tenant_ref.clone(),
-                from: format!("postgres:activities/{activity_ref}"),
-                missing: format!("mongo:{}/{output_ref}", outputs::COLLECTION),
+                from: format!("postgres:{table}/{record_ref}"),
+                missing: format!("mongo:{collection}/{target}"),
             });
         }
     }
@@ -115,19 +174,26 @@ pub async fn scan(
     let objects = list_objects(content, tenant.map(|t| format!("{t}/"))).await?;
     let mut referenced: HashSet<&str> = HashSet::new();
     for document in &documents {
-        referenced.insert(&document.s3_key);
-        if !objects.contains_key(&document.s3_key) {
-            report.dangling.push(Dangling {
-                tenant_ref: document.tenant_id.clone(),
-                from: format!("mongo:{}/{}", outputs::COLLECTION, document.ref_id),
-                missing: format!("s3:{}", document.s3_key),
-            });
+        for key in &document.keys {
+            referenced.insert(key);
+            if !objects.contains_key(key) {
+                report.dangling.push(Dangling {
+                    tenant_ref: document.tenant_ref.clone(),
+                    from: format!("mongo:{}/{}", document.collection, document.ref_id),
+                    missing: format!("s3:{key}"),
+                });
+            }
         }
-        if !pointed.contains(&(document.tenant_id.as_str(), document.ref_id.as_str())) {
+        let this = (
+            document.collection,
+            document.tenant_ref.as_str(),
+            document.ref_id.as_str(),
+        );
+        if !pointed.contains(&this) {
             report.orphans.push(Orphan {
-                tenant_ref: document.tenant_id.clone(),
-                what: format!("mongo:{}/{}", outputs::COLLECTION, document.ref_id),
-                created_at: Some(document.created_at()),
+                tenant_ref: document.tenant_ref.clone(),
+                what: format!("mongo:{}/{}", document.collection, document.ref_id),
+                created_at: document.written,
             });
         }
     }
@@ -267,26 +333,26 @@ pub async fn repair(
             done.too_young.push(orphan.what.clone());
             continue;
         }
-        if let Some(output_ref) = orphan
-            .what
-            .strip_prefix(&format!("mongo:{}/", outputs::COLLECTION))
-        {
-            let collection = content
-                .mongo()
-                .collection::<OutputDocument>(outputs::COLLECTION);
-            let filter = doc! { "tenantId": &orphan.tenant_ref, "refId": output_ref };
-            let document = collection
-                .find_one(filter.clone())
-                .await
-                .map_err(|e| ContentError::of_mongo("find orphan", e))?;
-            collection
-                .delete_one(filter)
-                .await
-                .map_err(|e| ContentError::of_mongo("delete orphan", e))?;
-            if let Some(document) = document
-                && super::in_prefix(&orphan.tenant_ref, &document.s3_key)
-            {
-                delete_object(content, &document.s3_key).await?;
+        if let Some((collection, fields, document_ref)) = orphan_document(&orphan.what) {
+            let keys = remove_document(
+                content,
+                collection,
+                fields,
+                &orphan.tenant_ref,
+                document_ref,
+                cutoff,
+            )
+            .await?;
+            let Some(keys) = keys else {
+                // Written again since the scan: no longer an orphan to
+                // remove now.
+                done.too_young.push(orphan.what.clone());
+                continue;
+            };
+            for key in keys {
+                if super::in_prefix(&orphan.tenant_ref, &key) {
+                    delete_object(content, &key).await?;
+                }
             }
             done.removed.push(orphan.what.clone());
         } else if let Some(key) = orphan.what.strip_prefix("s3:") {
@@ -295,6 +361,48 @@ pub async fn repair(
         }
     }
     Ok(done)
+}
+
+/// The collection, key fields and ref of an orphan document's `what`.
+fn orphan_document(what: &str) -> Option<(&'static str, &'static [&'static str], &str)> {
+    let rest = what.strip_prefix("mongo:")?;
+    let (collection, document_ref) = rest.split_once('/')?;
+    DOCUMENTS
+        .iter()
+        .find(|(c, _)| *c == collection)
+        .map(|(c, fields)| (*c, *fields, document_ref))
+}
+
+/// Deletes an orphan document unless it was written after `cutoff` (a
+/// write may be about to point at it); returns the keys it held, `None`
+/// when it was spared or already gone.
+async fn remove_document(
+    content: &Content,
+    collection: &str,
+    fields: &[&str],
+    tenant_ref: &str,
+    document_ref: &str,
+    cutoff: DateTime<Utc>,
+) -> Result<Option<Vec<String>>, ContentError> {
+    let cutoff = mongodb::bson::DateTime::from_millis(cutoff.timestamp_millis());
+    let filter = doc! {
+        "tenantId": tenant_ref,
+        "refId": document_ref,
+        "createdOn": { "$lte": cutoff },
+        "updatedOn": { "$not": { "$gt": cutoff } },
+    };
+    let removed = content
+        .mongo()
+        .collection::<Document>(collection)
+        .find_one_and_delete(filter)
+        .await
+        .map_err(|e| ContentError::of_mongo("delete orphan", e))?;
+    Ok(removed.map(|d| {
+        fields
+            .iter()
+            .filter_map(|f| d.get_str(f).ok().map(str::to_string))
+            .collect()
+    }))
 }
 
 /// A delete marker over the current version (the bucket's lifecycle
@@ -338,4 +446,24 @@ pub async fn run_locked(
     let repaired = repair(content, &report, grace).await?;
     tx.commit().await.map_err(of_postgres)?;
     Ok(Some((report, repaired)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pointed_collection_is_scanned_and_repairable() {
+        for (_, _, collection) in POINTERS {
+            assert!(
+                DOCUMENTS.iter().any(|(c, _)| *c == collection),
+                "{collection} is pointed at but not scanned"
+            );
+            let what = format!("mongo:{collection}/01JABCDEFGHJKMNPQRSTVWXYZ0");
+            let (c, _, r) = orphan_document(&what).expect("a document");
+            assert_eq!((c, r), (collection, "01JABCDEFGHJKMNPQRSTVWXYZ0"));
+        }
+        assert!(orphan_document("s3:a/b").is_none());
+        assert!(orphan_document("mongo:skills/x").is_none());
+    }
 }

@@ -576,6 +576,54 @@ where
     Ok((before, after))
 }
 
+/// Sets a pointer field that only the split path writes (a [`Kind::Ulid`]
+/// field no create or update may set, e.g. `content_ref`), with the row
+/// locked. Returns the record before and after; a pointer already equal
+/// to `value` writes nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_pointer<R>(
+    pg: &Postgres,
+    tx: &mut Tx,
+    tenant_id: uuid::Uuid,
+    table: &Table,
+    record_ref: &str,
+    wire: &str,
+    value: &str,
+    actor: &str,
+) -> Result<(R, R), RecordError>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Versioned + serde::Serialize + Send + Unpin,
+{
+    let field = table
+        .field(wire)
+        .filter(|f| f.kind == Kind::Ulid)
+        .ok_or_else(|| RecordError::Invalid {
+            constraint: None,
+            message: format!("{wire} is not a pointer of {}", table.name),
+        })?;
+    let before: R = lock(pg, tx, tenant_id, table, record_ref, None).await?;
+    let current = serde_json::to_value(&before).unwrap_or_default();
+    if current.get(wire).and_then(Value::as_str) == Some(value) {
+        let after = get(pg, tx, tenant_id, table, record_ref).await?;
+        return Ok((before, after));
+    }
+    let mut values = Map::new();
+    values.insert(wire.to_string(), Value::String(value.to_string()));
+    let assignment = format!("{} = {}", field.column, field.value());
+    let after: R = write(
+        pg,
+        tx,
+        tenant_id,
+        table,
+        record_ref,
+        &[assignment],
+        &values,
+        actor,
+    )
+    .await?;
+    Ok((before, after))
+}
+
 /// Moves the record to `to`, setting the transition's fields from
 /// `values`. PostgreSQL's trigger refuses an illegal move (ST409, with the
 /// allowed states); two concurrent transitions serialise on the row lock,

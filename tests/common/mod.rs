@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a part of this module
 
 pub mod api;
+pub mod content;
 pub mod logged;
 pub mod outage;
 pub mod relay;

@@ -11,10 +11,24 @@ pub mod activities {
     use crate::records::collections::activities::*;
     crate::list_filter!(ActivityFilter, ActivityStatus);
     crate::op_list!("activities", "activities", TABLE, Activity, ActivityFilter);
-    crate::op_create!("activities", "activity", TABLE, Activity, CreateActivity);
+    crate::op_create!(
+        "activities",
+        "activity",
+        TABLE,
+        Activity,
+        CreateActivity,
+        check = crate::api::data::content_entities::check_output_ref
+    );
     crate::op_get!("activities", "activity", TABLE, Activity);
     crate::op_history!("activities", "activity", TABLE, Activity);
-    crate::op_update!("activities", "activity", TABLE, Activity, UpdateActivity);
+    crate::op_update!(
+        "activities",
+        "activity",
+        TABLE,
+        Activity,
+        UpdateActivity,
+        check = crate::api::data::content_entities::check_output_ref
+    );
     crate::op_delete!("activities", "activity", TABLE, Activity);
     crate::op_transition!(
         "activities",
@@ -29,10 +43,24 @@ pub mod blog_posts {
     use crate::records::collections::blog_posts::*;
     crate::list_filter!(BlogPostFilter, BlogPostStatus);
     crate::op_list!("blog-posts", "blog posts", TABLE, BlogPost, BlogPostFilter);
-    crate::op_create!("blog-posts", "blog post", TABLE, BlogPost, CreateBlogPost);
+    crate::op_create!(
+        "blog-posts",
+        "blog post",
+        TABLE,
+        BlogPost,
+        CreateBlogPost,
+        check = crate::api::data::content_entities::check_output_ref
+    );
     crate::op_get!("blog-posts", "blog post", TABLE, BlogPost);
     crate::op_history!("blog-posts", "blog post", TABLE, BlogPost);
-    crate::op_update!("blog-posts", "blog post", TABLE, BlogPost, UpdateBlogPost);
+    crate::op_update!(
+        "blog-posts",
+        "blog post",
+        TABLE,
+        BlogPost,
+        UpdateBlogPost,
+        check = crate::api::data::content_entities::check_output_ref
+    );
     crate::op_delete!("blog-posts", "blog post", TABLE, BlogPost);
     crate::op_transition!(
         "blog-posts",
@@ -58,7 +86,8 @@ pub mod social_posts {
         "social post",
         TABLE,
         SocialPost,
-        CreateSocialPost
+        CreateSocialPost,
+        check = crate::api::data::content_entities::check_output_ref
     );
     crate::op_get!("social-posts", "social post", TABLE, SocialPost);
     crate::op_history!("social-posts", "social post", TABLE, SocialPost);
@@ -67,7 +96,8 @@ pub mod social_posts {
         "social post",
         TABLE,
         SocialPost,
-        UpdateSocialPost
+        UpdateSocialPost,
+        check = crate::api::data::content_entities::check_output_ref
     );
     crate::op_delete!("social-posts", "social post", TABLE, SocialPost);
     crate::op_transition!(

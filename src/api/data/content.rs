@@ -94,11 +94,118 @@ pub fn content_problem(error: ContentError) -> Problem {
             field: field.to_string(),
             message,
         }]),
+        ContentError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+        ContentError::NotWritable {
+            entity,
+            current,
+            allowed,
+        } => not_writable(entity, current, allowed),
         ContentError::Fault(step) => {
             tracing::error!(step, "injected fault");
             Problem::internal()
         }
     }
+}
+
+/// 409 for content written to a record in a state that takes none.
+pub fn not_writable(entity: &str, current: String, allowed: Vec<String>) -> Problem {
+    let mut refused = Problem::new(
+        StatusCode::CONFLICT,
+        "illegal_transition",
+        format!(
+            "content is written to a {entity} in state {}; this one is {current}",
+            allowed.join(" or ")
+        ),
+    );
+    refused.current_state = Some(current);
+    refused.allowed_states = Some(allowed);
+    refused
+}
+
+/// The media type a write's `Content-Type` names (no parameters), checked
+/// against `accepted`, and its declared length against `limit`: both
+/// refused before any byte is read.
+pub fn body_type(headers: &HeaderMap, accepted: &[&str], limit: u64) -> Result<String, Problem> {
+    let media_type = essence(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    if !accepted.contains(&media_type.as_str()) {
+        return Err(content_problem(ContentError::UnsupportedType {
+            given: media_type,
+            accepted: accepted.join(", "),
+        }));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(content_problem(ContentError::TooLarge { limit }));
+    }
+    Ok(media_type)
+}
+
+/// What a read serves: one object, pinned to the version its document
+/// recorded, with that document's media type and SHA-256.
+pub struct Served {
+    pub key: String,
+    pub version: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+impl From<&OutputDocument> for Served {
+    fn from(d: &OutputDocument) -> Self {
+        Served {
+            key: d.s3_key.clone(),
+            version: d.version_id(),
+            content_type: d.content_type(),
+            size: d.size,
+            sha256: d.sha256.clone(),
+        }
+    }
+}
+
+/// The object's bytes streamed through strata: `Content-Type`, an `ETag`
+/// (the SHA-256; `If-None-Match` answers 304) and one `Range`.
+pub async fn serve(
+    content: &Content,
+    served: &Served,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    let etag = content_etag(&served.sha256);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let range = single_range(headers);
+    let object = content
+        .open_version(&served.key, served.version.as_deref(), range.as_deref())
+        .await
+        .map_err(content_problem)?;
+    Ok(streamed(object, served.content_type.clone(), etag))
+}
+
+/// A pre-signed GET of exactly the object (and version) served.
+pub async fn presign(content: &Content, served: Served) -> Result<Json<OutputUrl>, Problem> {
+    let presigned = content
+        .presign_get_version(&served.key, served.version.as_deref())
+        .await
+        .map_err(content_problem)?;
+    Ok(Json(OutputUrl {
+        url: presigned.url,
+        expires_at: presigned.expires_at,
+        content_type: served.content_type,
+        size: served.size,
+        sha256: served.sha256,
+    }))
 }
 
 /// The caller of a split write: the token and tenant, checked each time a
@@ -170,11 +277,12 @@ impl From<&OutputDocument> for ActivityOutput {
     }
 }
 
-/// A pre-signed URL for an output.
+/// A pre-signed GET of stored content (an output, a strategy version, an
+/// onboarding run's part).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputUrl {
-    /// A GET of exactly this output's object, straight from S3.
+    /// A GET of exactly this object (and version), straight from S3.
     pub url: String,
     pub expires_at: DateTime<Utc>,
     pub content_type: String,
@@ -182,7 +290,7 @@ pub struct OutputUrl {
     pub sha256: String,
 }
 
-fn content_etag(sha256: &str) -> String {
+pub fn content_etag(sha256: &str) -> String {
     format!("\"{sha256}\"")
 }
 
@@ -227,27 +335,14 @@ pub async fn put_output(
     let content: &Content = state.content()?;
     check_writable(&caller, &path.record_ref).await?;
 
-    let media_type = essence(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default(),
-    );
-    let accepted = &content.config().activity_output_types;
-    if !accepted.contains(&media_type) {
-        return Err(content_problem(ContentError::UnsupportedType {
-            given: media_type,
-            accepted: accepted.join(", "),
-        }));
-    }
+    let accepted: Vec<&str> = content
+        .config()
+        .activity_output_types
+        .iter()
+        .map(String::as_str)
+        .collect();
     let limit = content.config().activity_output_max_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(content_problem(ContentError::TooLarge { limit }));
-    }
+    let media_type = body_type(&headers, &accepted, limit)?;
     let document = outputs::store(
         content,
         &caller.tenant_ref,
@@ -331,7 +426,7 @@ fn created_output(caller: &Caller, activity_ref: &str, document: &OutputDocument
 }
 
 /// The activity's output document, through its pointer (tenant, not deleted).
-async fn output_of(
+pub async fn output_of(
     mut work: Work,
     content: &Content,
     activity_ref: &str,
@@ -402,20 +497,7 @@ pub async fn get_output(
 ) -> Result<Response, Problem> {
     let content = state.content()?;
     let document = output_of(work, content, &path.record_ref).await?;
-    let etag = content_etag(&document.sha256);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if unchanged {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
-    }
-    let range = single_range(&headers);
-    let object = content
-        .open(&document.s3_key, range.as_deref())
-        .await
-        .map_err(content_problem)?;
-    Ok(streamed(object, document.content_type(), etag))
+    serve(content, &Served::from(&document), &headers).await
 }
 
 /// An object's bytes as the answer, streamed as S3 sends them.
@@ -472,17 +554,7 @@ pub async fn output_url(
 ) -> Result<Json<OutputUrl>, Problem> {
     let content = state.content()?;
     let document = output_of(work, content, &path.record_ref).await?;
-    let presigned = content
-        .presign_get(&document.s3_key)
-        .await
-        .map_err(content_problem)?;
-    Ok(Json(OutputUrl {
-        url: presigned.url,
-        expires_at: presigned.expires_at,
-        content_type: document.content_type(),
-        size: document.size,
-        sha256: document.sha256,
-    }))
+    presign(content, Served::from(&document)).await
 }
 
 /// `{tenantRef}`, `{ref}` and `{uploadRef}` of a direct upload's path.

@@ -18,6 +18,7 @@ pub mod body;
 pub mod collection;
 pub mod collections;
 pub mod content;
+pub mod content_entities;
 pub mod extract;
 pub mod history;
 pub mod openapi;
@@ -129,6 +130,7 @@ pub fn routes() -> OpenApiRouter<DataState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(collections::routes())
         .merge(content::routes())
+        .merge(content_entities::routes())
 }
 
 /// The OpenAPI document of [`routes`], as served.

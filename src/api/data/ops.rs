@@ -8,7 +8,7 @@
 
 #[macro_export]
 macro_rules! op_create {
-    ($coll:literal, $noun:literal, $table:path, $Record:ident, $Create:ident) => {
+    ($coll:literal, $noun:literal, $table:path, $Record:ident, $Create:ident $(, check = $check:path)?) => {
         #[utoipa::path(
             post,
             path = concat!("/v1/tenants/{tenantRef}/", $coll),
@@ -29,9 +29,11 @@ macro_rules! op_create {
             )
         )]
         pub async fn create(
+            _state: axum::extract::State<$crate::api::data::DataState>,
             work: $crate::api::data::extract::Work,
             $crate::api::data::body::JsonBody(body): $crate::api::data::body::JsonBody<$Create>,
         ) -> Result<axum::response::Response, $crate::api::problem::Problem> {
+            $($check(&_state.0, &work.tenant_ref, &body).await?;)?
             $crate::api::data::collection::create::<$Record>(work, &$table, body).await
         }
     };
@@ -101,7 +103,7 @@ macro_rules! op_list {
 
 #[macro_export]
 macro_rules! op_update {
-    ($coll:literal, $noun:literal, $table:path, $Record:ident, $Update:ident) => {
+    ($coll:literal, $noun:literal, $table:path, $Record:ident, $Update:ident $(, check = $check:path)?) => {
         #[utoipa::path(
             patch,
             path = concat!("/v1/tenants/{tenantRef}/", $coll, "/{ref}"),
@@ -130,11 +132,13 @@ macro_rules! op_update {
             )
         )]
         pub async fn update(
+            _state: axum::extract::State<$crate::api::data::DataState>,
             work: $crate::api::data::extract::Work,
             path: $crate::api::data::extract::RecordPath,
             if_match: $crate::api::data::extract::IfMatch,
             $crate::api::data::body::JsonBody(body): $crate::api::data::body::JsonBody<$Update>,
         ) -> Result<axum::response::Response, $crate::api::problem::Problem> {
+            $($check(&_state.0, &work.tenant_ref, &body).await?;)?
             $crate::api::data::collection::update::<$Record>(work, &$table, path, if_match, body)
                 .await
         }

@@ -16,9 +16,9 @@ pub const TABLE: Table = Table {
         Field::new("context_file_id", "context_file_id", Kind::Text)
             .create()
             .update(),
-        Field::new("research_ref", "research_ref", Kind::Ulid)
-            .create()
-            .update(),
+        // Set by the split path only (PUT .../content/{part}): a pointer a
+        // client could set might point at nothing.
+        Field::new("research_ref", "research_ref", Kind::Ulid),
         Field::new("error", "error", Kind::Text)
             .update()
             .transition(),
@@ -56,7 +56,8 @@ pub struct OnboardingRun {
     #[schema(value_type = OnboardingRunStatus)]
     pub status: String,
     pub context_file_id: Option<String>,
-    /// The ULID of the research document (MongoDB), if any.
+    /// The ULID of the run's document in `onboarding_research` (set when
+    /// its first content part is stored; read-only).
     #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub research_ref: Option<String>,
     pub error: Option<String>,
@@ -77,9 +78,6 @@ pub struct CreateOnboardingRun {
     pub website: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_file_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
-    pub research_ref: Option<String>,
 }
 
 /// Changes to an onboarding run: absent fields stay, `null` clears.
@@ -93,13 +91,6 @@ pub struct UpdateOnboardingRun {
     )]
     #[schema(value_type = Option<String>)]
     pub context_file_id: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
-    pub research_ref: Option<Option<String>>,
     #[serde(
         default,
         deserialize_with = "present",

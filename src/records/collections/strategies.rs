@@ -28,9 +28,9 @@ pub const TABLE: Table = Table {
             .update(),
         Field::new("approved_by", "approved_by", Kind::Text).transition(),
         Field::new("approved_at", "approved_on", Kind::Timestamp),
-        Field::new("content_ref", "content_ref", Kind::Ulid)
-            .create()
-            .update(),
+        // Set by the split path only (PUT .../content): a pointer a client
+        // could set might point at nothing.
+        Field::new("content_ref", "content_ref", Kind::Ulid),
     ],
     has_status: true,
     globals: false,
@@ -74,7 +74,8 @@ pub struct Strategy {
     pub effective_until: Option<DateTime<Utc>>,
     pub approved_by: Option<String>,
     pub approved_at: Option<DateTime<Utc>>,
-    /// The ULID of the strategy's content (MongoDB), if any.
+    /// The ULID of the strategy's current content document
+    /// (`strategies_content`), set by `PUT .../content` (read-only).
     #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub content_ref: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -96,9 +97,6 @@ pub struct CreateStrategy {
     pub effective_from: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_until: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
-    pub content_ref: Option<String>,
 }
 
 /// Changes to a strategy: absent fields stay, `null` clears.
@@ -119,13 +117,6 @@ pub struct UpdateStrategy {
     )]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub effective_until: Option<Option<DateTime<Utc>>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
-    pub content_ref: Option<Option<String>>,
 }
 
 /// A requested status change of a strategy. Activating one supersedes the
