@@ -135,3 +135,32 @@ async fn metrics_are_valid_and_move_under_traffic_without_refs_in_labels() {
         assert!(!after.contains(r.as_str()), "a record ref in a label");
     }
 }
+
+/// `strata_postgres_pool_connections{state="waiting"}` counts the callers
+/// waiting for a connection: with a pool of one held by a transaction, a
+/// second caller waits, and is counted until it has the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_waiting_for_a_connection_are_counted() {
+    let fixture = common::Fixture::new("metrics-wait").await;
+    let mut config = fixture.config();
+    config.postgres.pool_size = 1;
+    let pg = strata::stores::postgres::Postgres::new(&config.postgres).expect("pool");
+    let held = pg.begin().await.expect("the only connection");
+    assert_eq!(pg.waiting_for_connection(), 0);
+    let second = pg.clone();
+    let waiter = tokio::spawn(async move { second.begin().await.map(|_| ()) });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.waiting_for_connection() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter was never counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    held.rollback().await.expect("give the connection back");
+    waiter
+        .await
+        .expect("task")
+        .expect("the waiter gets the connection");
+    assert_eq!(pg.waiting_for_connection(), 0, "no longer waiting");
+}

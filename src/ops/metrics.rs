@@ -70,7 +70,7 @@ impl Metrics {
         let postgres_pool = IntGaugeVec::new(
             Opts::new(
                 "strata_postgres_pool_connections",
-                "PostgreSQL pool connections by pool (serving, admin) and state (in_use, idle).",
+                "PostgreSQL pool connections by pool (serving, admin) and state (in_use, idle), and callers waiting for one (waiting).",
             ),
             &["pool", "state"],
         )?;

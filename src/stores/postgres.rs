@@ -8,6 +8,8 @@
 //! also where the tenant setting for row-level security lives.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
@@ -33,6 +35,29 @@ pub struct Postgres {
     pgbouncer: bool,
     separate_direct: bool,
     connect_timeout: Duration,
+    /// Callers waiting for a connection: serving pool, admin pool (sqlx
+    /// does not count them; the metrics do).
+    waiting: Arc<[AtomicI64; 2]>,
+}
+
+const SERVING: usize = 0;
+const ADMIN: usize = 1;
+
+/// One caller waiting for a connection of a pool, counted while it waits
+/// (dropped when it has one, failed or was cancelled).
+struct Waiting<'a>(&'a AtomicI64);
+
+impl<'a> Waiting<'a> {
+    fn start(counter: &'a AtomicI64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Postgres {
@@ -63,6 +88,7 @@ impl Postgres {
             pgbouncer: config.pgbouncer,
             separate_direct: config.direct_url.is_some(),
             connect_timeout: timeout,
+            waiting: Arc::new([AtomicI64::new(0), AtomicI64::new(0)]),
         })
     }
 
@@ -79,14 +105,25 @@ impl Postgres {
         let Some(m) = crate::ops::metrics::metrics() else {
             return;
         };
-        for (name, pool) in [("serving", &self.pool), ("admin", &self.admin)] {
+        for (name, pool, waiting) in [
+            ("serving", &self.pool, &self.waiting[SERVING]),
+            ("admin", &self.admin, &self.waiting[ADMIN]),
+        ] {
             let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
             let size = i64::from(pool.size());
             m.postgres_pool.with_label_values(&[name, "idle"]).set(idle);
             m.postgres_pool
                 .with_label_values(&[name, "in_use"])
                 .set((size - idle).max(0));
+            m.postgres_pool
+                .with_label_values(&[name, "waiting"])
+                .set(waiting.load(Ordering::Relaxed).max(0));
         }
+    }
+
+    /// Callers waiting for a connection of the serving pool right now.
+    pub fn waiting_for_connection(&self) -> i64 {
+        self.waiting[SERVING].load(Ordering::Relaxed).max(0)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -95,6 +132,7 @@ impl Postgres {
 
     /// Starts the transaction that carries one unit of work.
     pub async fn begin(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+        let _waiting = Waiting::start(&self.waiting[SERVING]);
         self.pool.begin().await
     }
 
@@ -102,6 +140,7 @@ impl Postgres {
     /// fails instead of writing). `BEGIN READ ONLY` is a simple statement
     /// sent in place of `BEGIN`: no extra round trip.
     pub async fn begin_read_only(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+        let _waiting = Waiting::start(&self.waiting[SERVING]);
         self.pool.begin_with("BEGIN READ ONLY").await
     }
 
@@ -169,6 +208,7 @@ impl Postgres {
     /// purges), never for a tenant's request. The serving role cannot take
     /// this path: it is not, and may not be, that role (checked at boot).
     pub async fn begin_admin(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+        let _waiting = Waiting::start(&self.waiting[ADMIN]);
         self.admin.begin().await
     }
 
