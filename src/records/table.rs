@@ -433,7 +433,10 @@ where
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id = ANY($2::ulid[])",
+        // Compared as text: a cast of the array to the `ulid` domain would be
+        // re-checked per row under row-level security (measured: 41 s for
+        // 1,000 refs over 8,000 rows, against 3 ms as text).
+        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id::text = ANY($2::text[])",
         select = table.columns(),
         name = table.name,
         visible = table.visible(true),
