@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use common::{Fixture, deps, free_port, run, unique_name};
 use serde_json::{Value, json};
 use sqlx::Connection;
-use strata::update::manifest::{Manifest, archive_name};
+use strata::update::manifest::{Manifest, ManifestMigration, archive_name};
 use zipsign_api::SigningKey;
 use zipsign_api::sign::copy_and_sign_tar;
 
@@ -838,6 +838,113 @@ async fn the_schema_guard_and_the_downgrade_rule() {
         install.bytes() == install.original,
         "the previous binary is back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_which_migrations_the_release_would_apply() {
+    let fixture = Fixture::new("upd-plan").await;
+    let (code, out, err) = run(fixture.strata(&["migrate"]));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let install = Install::new();
+    let github = GithubServer::start();
+    let config = install.config(&fixture, &github.update_toml());
+    let database = Manifest::current().expect("manifest").postgres_version();
+
+    // 0.6.0 embeds two migrations this database does not have yet.
+    let binary = release_binary("0.6.0", &runs_real_strata());
+    let mut newer = manifest("0.6.0", &binary);
+    for (version, name, compatible) in [
+        (9101, "9101_add_an_index", true),
+        (9102, "9102_drop_a_column", false),
+    ] {
+        newer.schema.postgres.push(ManifestMigration {
+            version,
+            name: name.into(),
+            checksum: format!("sum{version}"),
+            compatible,
+        });
+    }
+    let name = archive_name("0.6.0");
+    github.publish(
+        "0.6.0",
+        &[(
+            name.clone(),
+            sign(&archive(&binary, &newer), &test_key(), &name),
+        )],
+    );
+
+    let (code, out, err) = install.self_update(&fixture, &config, &["check", "--json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).expect("check --json");
+    let schema = &report["schema"];
+    assert_eq!(report["schema_error"], Value::Null, "{report}");
+    assert_eq!(schema["database_version"], database, "{report}");
+    assert_eq!(schema["release_version"], 9102, "{report}");
+    assert_eq!(
+        schema["to_apply"],
+        json!([
+            { "version": 9101, "name": "9101_add_an_index", "compatible": true },
+            { "version": 9102, "name": "9102_drop_a_column", "compatible": false },
+        ]),
+        "{report}"
+    );
+    assert_eq!(schema["all_compatible"], false, "{report}");
+    assert_eq!(schema["refused"], Value::Null, "{report}");
+
+    let (code, out, err) = install.self_update(&fixture, &config, &["check"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "schema    {database} -> 9102: the release applies 2 migration(s)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("+ 9101_add_an_index (compatible with older binaries)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+ 9102_drop_a_column (not compatible with older binaries)"),
+        "{out}"
+    );
+    assert!(out.contains("guard     passes"), "{out}");
+
+    // A migration in the database that 0.6.0 does not ship: the guard would refuse.
+    pretend_newer_migration(&fixture, false).await;
+    let (code, out, err) = install.self_update(&fixture, &config, &["check", "--json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).expect("check --json");
+    assert_eq!(
+        report["schema"]["unknown_to_release"],
+        json!(["9001_from_the_future"]),
+        "{report}"
+    );
+    assert!(
+        report["schema"]["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("9001_from_the_future")),
+        "{report}"
+    );
+
+    // A release that fails its checks has no schema to report, and says why.
+    let unsigned = archive_name("0.7.0");
+    github.publish(
+        "0.7.0",
+        &[(unsigned, archive(&binary, &manifest("0.7.0", &binary)))],
+    );
+    let (code, out, err) = install.self_update(&fixture, &config, &["check", "--json"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).expect("check --json");
+    assert_eq!(report["available"], "0.7.0", "{report}");
+    assert_eq!(report["schema"], Value::Null, "{report}");
+    assert!(
+        report["schema_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("signature check failed")),
+        "{report}"
+    );
+    // `check` changes nothing where strata is installed.
+    install.assert_untouched("check");
 }
 
 #[tokio::test(flavor = "multi_thread")]

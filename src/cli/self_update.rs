@@ -72,11 +72,62 @@ pub async fn check(config: Config, version: Option<String>, json: bool) -> u8 {
         println!("source    {}", report.source);
         println!("layout    {}", report.layout);
         println!("restart   {}", report.restart);
+        print_schema(&report);
     }
     if report.update_available {
         exit::FAILURE
     } else {
         exit::OK
+    }
+}
+
+/// The `schema` lines of `check`: what the release's first start would
+/// apply to PostgreSQL, and whether the schema guard lets it in.
+fn print_schema(report: &update::CheckReport) {
+    if let Some(error) = &report.schema_error {
+        println!("schema    unknown: {error}");
+    }
+    let Some(plan) = &report.schema else {
+        return;
+    };
+    if plan.to_apply.is_empty() {
+        println!(
+            "schema    no migration to apply (database at {}, the release embeds up to {})",
+            plan.database_version, plan.release_version
+        );
+    } else {
+        println!(
+            "schema    {} -> {}: the release applies {} migration(s) at its first start{}",
+            plan.database_version,
+            plan.release_version,
+            plan.to_apply.len(),
+            if plan.all_compatible {
+                "; all compatible with older binaries (a rollback stays possible)"
+            } else {
+                "; NOT all compatible: afterwards older binaries refuse this database (no rollback to them)"
+            }
+        );
+        for m in &plan.to_apply {
+            println!(
+                "          + {} {}",
+                m.name,
+                if m.compatible {
+                    "(compatible with older binaries)"
+                } else {
+                    "(not compatible with older binaries)"
+                }
+            );
+        }
+    }
+    if !plan.unknown_to_release.is_empty() {
+        println!(
+            "          the database has migrations the release does not ship: {}",
+            plan.unknown_to_release.join(", ")
+        );
+    }
+    match &plan.refused {
+        Some(reason) => println!("guard     refuses: {reason}"),
+        None => println!("guard     passes"),
     }
 }
 

@@ -8,7 +8,8 @@
 //! * Package: `dpkg -S`/`rpm -qf` say a package owns the binary. Then only
 //!   the package manager may replace it, so the package database stays
 //!   true: the release's `.deb`/`.rpm` (its SHA-256 in the signed manifest)
-//!   is installed with `apt-get`/`dnf`.
+//!   is installed with `apt-get`/`dnf` (a systemd-run strata stopped first,
+//!   see [`super::apply`]).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -44,7 +45,22 @@ impl PackageManager {
         let file = file.display().to_string();
         match self {
             Self::Dpkg => {
-                let mut argv = vec!["apt-get".to_string(), "install".into(), "--yes".into()];
+                let mut argv: Vec<String> = [
+                    "apt-get",
+                    "install",
+                    "--yes",
+                    // Unattended: a locally changed conffile (strata.toml,
+                    // strata.env) is kept, as `rpm` keeps a changed config.
+                    "-o",
+                    "Dpkg::Options::=--force-confdef",
+                    "-o",
+                    "Dpkg::Options::=--force-confold",
+                    // Another apt run holds the lock: wait for it a while.
+                    "-o",
+                    "DPkg::Lock::Timeout=120",
+                ]
+                .map(String::from)
+                .to_vec();
                 if downgrade {
                     argv.push("--allow-downgrades".into());
                 }
@@ -286,6 +302,8 @@ pub fn install_package(
     let argv = manager.install_command(file, downgrade);
     let status = Command::new(&argv[0])
         .args(&argv[1..])
+        // No debconf question can be answered here.
+        .env("DEBIAN_FRONTEND", "noninteractive")
         .stdin(Stdio::null())
         .status()
         .map_err(|e| UpdateError::Package {
@@ -320,7 +338,12 @@ mod tests {
         let f = Path::new("/var/lib/strata/.strata-update/strata-0.2.0-x86_64-linux.deb");
         assert_eq!(
             PackageManager::Dpkg.install_command(f, true).join(" "),
-            format!("apt-get install --yes --allow-downgrades {}", f.display())
+            format!(
+                "apt-get install --yes -o Dpkg::Options::=--force-confdef -o \
+                 Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=120 \
+                 --allow-downgrades {}",
+                f.display()
+            )
         );
         assert_eq!(
             PackageManager::Rpm.install_command(f, false)[..3],

@@ -131,10 +131,18 @@ pub struct CheckReport {
     pub layout: String,
     pub restart: String,
     pub releases: Vec<String>,
+    /// What the release would change in the PostgreSQL schema, read from
+    /// its signed manifest and the database (none when nothing would change
+    /// or it could not be read: see `schema_error`).
+    pub schema: Option<guard::SchemaPlan>,
+    /// Why `schema` could not be worked out (the release failed its checks,
+    /// the database could not be read).
+    pub schema_error: Option<String>,
 }
 
 pub async fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport, UpdateError> {
     let source = Source::new(&config.update)?;
+    let keys = keys::trusted(&config.update.trusted_keys).map_err(UpdateError::Keys)?;
     let exe = installed_exe(config)?;
     let layout = Layout::detect(&exe);
     let current = installed_version(config, &exe)?;
@@ -151,6 +159,15 @@ pub async fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport,
         Some(p) if p.version < current => "downgrade",
         _ => "none",
     };
+    let (schema, schema_error) = match &picked {
+        Some(release) if change != "none" => {
+            match schema_change(config, &source, release, &keys).await {
+                Ok(plan) => (Some(plan), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        }
+        _ => (None, None),
+    };
     Ok(CheckReport {
         current: current.to_string(),
         available: picked.as_ref().map(|p| p.version.to_string()),
@@ -160,7 +177,31 @@ pub async fn check(config: &Config, wanted: Option<&str>) -> Result<CheckReport,
         layout: layout.describe(),
         restart: Restarter::choose(&config.update).describe(),
         releases: releases.iter().map(|r| r.version.to_string()).collect(),
+        schema,
+        schema_error,
     })
+}
+
+/// The release's schema (from its manifest, trusted only once the archive
+/// passed every check) against the database's migration history. The
+/// archive goes to a temporary directory that is removed again.
+async fn schema_change(
+    config: &Config,
+    source: &Source<'_>,
+    release: &Available,
+    keys: &[keys::TrustedKey],
+) -> Result<guard::SchemaPlan, UpdateError> {
+    let work = tempfile::Builder::new()
+        .prefix("strata-self-update-check-")
+        .tempdir()
+        .map_err(|e| UpdateError::Install {
+            step: "creating a temporary directory for the release's manifest".into(),
+            reason: e.to_string(),
+        })?;
+    let (_, unpacked) =
+        download_and_verify(source, release, work.path(), keys, &|_: &str| {}).await?;
+    let history = guard::database_history(config).await?;
+    Ok(guard::plan(&unpacked.manifest, &history))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -268,8 +309,11 @@ pub async fn apply(
         });
     }
     guard::version(&current, &release.version, options.allow_downgrade)?;
+    // Decided before anything changes: the package layout stops the unit
+    // before it installs, and a stopped unit no longer says it was running.
+    let restarter = Restarter::choose(&config.update);
     let staged = stage(&source, release, &layout, config, say).await?;
-    let result = install_staged(config, &source, &layout, &staged, &current, say).await;
+    let result = install_staged(config, &source, &layout, &restarter, &staged, &current, say).await;
     // The staging directory is scratch either way.
     let _ = std::fs::remove_dir_all(&staged.work);
     result
@@ -279,6 +323,7 @@ async fn install_staged(
     config: &Config,
     source: &Source<'_>,
     layout: &Layout,
+    restarter: &Restarter,
     staged: &Staged,
     current: &semver::Version,
     say: &dyn Fn(&str),
@@ -293,6 +338,9 @@ async fn install_staged(
         manifest.version
     ));
     let downgrade = staged.release.version < *current;
+    let timeout = Duration::from_secs(config.update.ready_timeout_secs);
+    // The package layout's record of the previous version, as it was before.
+    let mut recorded = None;
     match layout {
         Layout::Tarball { exe } => {
             install::swap_in(exe, &staged.unpacked.binary, &staged.work)?;
@@ -305,17 +353,30 @@ async fn install_staged(
         }
         Layout::Package { manager, .. } => {
             let file = fetch_package(source, staged, *manager, say).await?;
-            install::install_package(*manager, &file, downgrade)?;
-            record_previous(layout, current);
+            stop_for_package(restarter, timeout, say)?;
+            if let Err(e) = install::install_package(*manager, &file, downgrade) {
+                // The package manager may have stopped half-way (the new
+                // files unpacked, not configured), and strata is stopped:
+                // put the previous version back.
+                say(&format!("{e}; rolling back to {current}"));
+                let after =
+                    restore_previous(config, layout, restarter, current, timeout, say).await;
+                return Err(match e {
+                    UpdateError::Package { command, reason } => UpdateError::Package {
+                        command,
+                        reason: format!("{reason}; rolled back to {current}{after}"),
+                    },
+                    other => other,
+                });
+            }
+            recorded = Some(record_previous(layout, current));
             say(&format!(
                 "installed {} with the package manager",
                 manifest.version
             ));
         }
     }
-    let restarter = Restarter::choose(&config.update);
-    let timeout = Duration::from_secs(config.update.ready_timeout_secs);
-    if restarter == Restarter::None {
+    if *restarter == Restarter::None {
         say("strata is not running as a service here: start it to use the new version");
         return Ok(Applied {
             from: current.to_string(),
@@ -328,7 +389,8 @@ async fn install_staged(
         });
     }
     say(&format!("restarting: {}", restarter.describe()));
-    let ready = restart_after_install(layout, &restarter, timeout)
+    let ready = restarter
+        .restart(timeout)
         .map_err(|e| e.to_string())
         .and_then(|()| restart::wait_ready(config.admin.listen, timeout));
     match ready {
@@ -353,17 +415,10 @@ async fn install_staged(
                 "{} is not ready: {last}; rolling back to {current}",
                 manifest.version
             ));
-            let after = roll_back_layout(config, layout, current, say)
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    restart_after_install(layout, &restarter, timeout).map_err(|e| e.to_string())
-                })
-                .and_then(|()| restart::wait_ready(config.admin.listen, timeout))
-                .map_or_else(
-                    |e| format!(", but the rollback is not ready either: {e}"),
-                    |_| format!("; {current} is ready again"),
-                );
+            let after = restore_previous(config, layout, restarter, current, timeout, say).await;
+            if let Some(earlier) = recorded {
+                restore_record(layout, earlier);
+            }
             Err(UpdateError::RolledBack {
                 version: manifest.version.clone(),
                 previous: current.to_string(),
@@ -375,17 +430,48 @@ async fn install_staged(
     }
 }
 
-/// Restarts after an install. A package's own maintainer scripts already
-/// `try-restart` an active unit (and `systemctl` waits for it), so then
-/// only the readiness wait follows; a configured restart command still runs.
-fn restart_after_install(
-    layout: &Layout,
+/// Before the package manager replaces a systemd-run strata: stop it. The
+/// package's own scripts `try-restart` a running unit, and that restart
+/// would wait for the new version's `READY=1` up to the unit's
+/// `TimeoutStartSec=` (30 min), outside `update.ready_timeout_secs`; with
+/// the unit stopped they leave it alone, and the start that follows is
+/// ours, bounded, with the rollback behind it.
+fn stop_for_package(
     restarter: &Restarter,
     timeout: Duration,
+    say: &dyn Fn(&str),
 ) -> Result<(), UpdateError> {
-    match (layout, restarter) {
-        (Layout::Package { .. }, Restarter::Systemd(_)) => Ok(()),
-        _ => restarter.restart(timeout),
+    if let Restarter::Systemd(unit) = restarter {
+        say(&format!("stopping {unit} for the package manager"));
+        restarter.stop(timeout)?;
+    }
+    Ok(())
+}
+
+/// Puts `previous` back, restarts it and waits for it; says how that went
+/// (the tail of the error message).
+async fn restore_previous(
+    config: &Config,
+    layout: &Layout,
+    restarter: &Restarter,
+    previous: &semver::Version,
+    timeout: Duration,
+    say: &dyn Fn(&str),
+) -> String {
+    let restored = roll_back_layout(config, layout, restarter, previous, say)
+        .await
+        .map_err(|e| e.to_string());
+    let ready = restored.and_then(|()| {
+        if *restarter == Restarter::None {
+            return Ok(false);
+        }
+        restarter.restart(timeout).map_err(|e| e.to_string())?;
+        restart::wait_ready(config.admin.listen, timeout).map(|_| true)
+    });
+    match ready {
+        Ok(true) => format!("; {previous} is ready again"),
+        Ok(false) => format!("; {previous} is installed again"),
+        Err(e) => format!(", but the rollback is not ready either: {e}"),
     }
 }
 
@@ -434,16 +520,31 @@ fn previous_version_file(layout: &Layout) -> PathBuf {
 }
 
 /// The package layout has no second binary: remember what to reinstall.
-fn record_previous(layout: &Layout, version: &semver::Version) {
-    let _ = std::fs::write(previous_version_file(layout), version.to_string());
+/// Returns what was remembered before.
+fn record_previous(layout: &Layout, version: &semver::Version) -> Option<String> {
+    let file = previous_version_file(layout);
+    let earlier = std::fs::read_to_string(&file).ok();
+    let _ = std::fs::write(file, version.to_string());
+    earlier
+}
+
+/// After an update was undone: the record as it was before it.
+fn restore_record(layout: &Layout, earlier: Option<String>) {
+    let file = previous_version_file(layout);
+    let _ = match earlier {
+        Some(text) => std::fs::write(file, text),
+        None => std::fs::remove_file(file),
+    };
 }
 
 /// Puts the previous version back, after the schema guard agreed that it
 /// can serve on the database as it is now (the new version may have
-/// migrated it at its start).
+/// migrated it at its start). The package layout stops a systemd-run
+/// strata before the package manager runs (see [`stop_for_package`]).
 async fn roll_back_layout(
     config: &Config,
     layout: &Layout,
+    restarter: &Restarter,
     previous: &semver::Version,
     say: &dyn Fn(&str),
 ) -> Result<(), UpdateError> {
@@ -482,7 +583,11 @@ async fn roll_back_layout(
                 let history = guard::database_history(config).await?;
                 guard::check(&staged.unpacked.manifest, &history)?;
                 let file = fetch_package(&source, &staged, *manager, say).await?;
-                install::install_package(*manager, &file, true)
+                let timeout = Duration::from_secs(config.update.ready_timeout_secs);
+                stop_for_package(restarter, timeout, say)?;
+                install::install_package(*manager, &file, true)?;
+                say(&format!("installed {previous} with the package manager"));
+                Ok::<(), UpdateError>(())
             }
             .await;
             let _ = std::fs::remove_dir_all(&staged.work);
@@ -502,11 +607,21 @@ pub struct RolledBack {
 /// Puts the previous binary back (tarball: `strata.previous`, byte for
 /// byte; package: the previous version's signed package), then restarts.
 pub async fn rollback(config: &Config, say: &dyn Fn(&str)) -> Result<RolledBack, UpdateError> {
-    let layout = Layout::detect(&installed_exe(config)?);
+    let exe = installed_exe(config)?;
+    let layout = Layout::detect(&exe);
+    // Before anything changes (the package layout stops the unit first).
+    let restarter = Restarter::choose(&config.update);
     let restored = match &layout {
         Layout::Tarball { exe } => {
             // The version does not matter here: the previous binary is on disk.
-            roll_back_layout(config, &layout, &semver::Version::new(0, 0, 0), say).await?;
+            roll_back_layout(
+                config,
+                &layout,
+                &restarter,
+                &semver::Version::new(0, 0, 0),
+                say,
+            )
+            .await?;
             install::previous_of(exe).display().to_string()
         }
         Layout::Package { .. } => {
@@ -518,16 +633,20 @@ pub async fn rollback(config: &Config, say: &dyn Fn(&str)) -> Result<RolledBack,
                 semver::Version::parse(text.trim()).map_err(|_| UpdateError::NoPrevious {
                     path: file.display().to_string(),
                 })?;
-            roll_back_layout(config, &layout, &version, say).await?;
+            let installed = installed_version(config, &exe).ok();
+            roll_back_layout(config, &layout, &restarter, &version, say).await?;
+            // As with `strata.previous`: a second rollback undoes the first.
+            if let Some(installed) = installed {
+                let _ = record_previous(&layout, &installed);
+            }
             version.to_string()
         }
     };
     say(&format!("restored {restored}"));
-    let restarter = Restarter::choose(&config.update);
     let restarted = restarter != Restarter::None;
     if restarted {
         let timeout = Duration::from_secs(config.update.ready_timeout_secs);
-        restart_after_install(&layout, &restarter, timeout)?;
+        restarter.restart(timeout)?;
         restart::wait_ready(config.admin.listen, timeout).map_err(|last| UpdateError::Restart {
             command: restarter.describe(),
             reason: format!("not ready after the rollback: {last}"),

@@ -2,7 +2,9 @@
 //!
 //! Under systemd, `systemctl restart` of a `Type=notify` unit returns once
 //! the new process has sent `READY=1` (or failed), so the `/readyz` that
-//! follows is the new process's. Other supervisors use
+//! follows is the new process's (the package layout stops the unit before
+//! the package manager runs, so this restart is then a start, under the
+//! same bound). Other supervisors use
 //! `update.restart_command`, which must return once the old process has
 //! stopped and the new one started.
 
@@ -57,39 +59,58 @@ impl Restarter {
 
     /// Restarts strata; bounded by `timeout`.
     pub fn restart(&self, timeout: Duration) -> Result<(), UpdateError> {
-        let argv: Vec<String> = match self {
-            Self::Command(argv) => argv.clone(),
-            Self::Systemd(unit) => vec!["systemctl".into(), "restart".into(), unit.clone()],
-            Self::None => return Ok(()),
-        };
-        let failed = |reason: String| UpdateError::Restart {
-            command: argv.join(" "),
-            reason,
-        };
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| failed("empty command".into()))?;
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| failed(e.to_string()))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => return Err(failed(format!("exited with {status}"))),
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(failed(format!(
-                        "did not finish within {}s",
-                        timeout.as_secs()
-                    )));
-                }
-                Ok(None) => std::thread::sleep(POLL),
-                Err(e) => return Err(failed(e.to_string())),
+        match self {
+            Self::Command(argv) => run_bounded(argv.clone(), timeout),
+            Self::Systemd(unit) => run_bounded(
+                vec!["systemctl".into(), "restart".into(), unit.clone()],
+                timeout,
+            ),
+            Self::None => Ok(()),
+        }
+    }
+
+    /// Stops a strata that systemd runs (bounded by `timeout`); other
+    /// supervisors are left alone.
+    pub fn stop(&self, timeout: Duration) -> Result<(), UpdateError> {
+        match self {
+            Self::Systemd(unit) => run_bounded(
+                vec!["systemctl".into(), "stop".into(), unit.clone()],
+                timeout,
+            ),
+            Self::Command(_) | Self::None => Ok(()),
+        }
+    }
+}
+
+/// Runs `argv`, which must succeed within `timeout` (else it is killed).
+fn run_bounded(argv: Vec<String>, timeout: Duration) -> Result<(), UpdateError> {
+    let failed = |reason: String| UpdateError::Restart {
+        command: argv.join(" "),
+        reason,
+    };
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| failed("empty command".into()))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(failed(format!("exited with {status}"))),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "did not finish within {}s",
+                    timeout.as_secs()
+                )));
             }
+            Ok(None) => std::thread::sleep(POLL),
+            Err(e) => return Err(failed(e.to_string())),
         }
     }
 }
