@@ -9,18 +9,10 @@ use common::api::Api;
 use serde_json::Value;
 
 async fn admin(api: &Api, path: &str, token: Option<&str>) -> (u16, Value, String) {
-    let mut request = reqwest::Client::new().get(format!("{}{path}", api.served.admin));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("admin listener answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
+    let reply = api
+        .admin_call(reqwest::Method::GET, path, token, None, &[])
+        .await;
+    (reply.status, reply.body, reply.text)
 }
 
 #[tokio::test(flavor = "multi_thread")]

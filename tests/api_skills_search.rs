@@ -34,24 +34,11 @@ async fn admin(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> (u16, Value, Option<String>) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", api.served.admin))
-        .bearer_auth(token);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("admin listener answers");
-    let status = response.status().as_u16();
-    let etag = response
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body, etag)
+    let reply = api
+        .admin_call(method, path, Some(token), body.as_ref(), headers)
+        .await;
+    let etag = reply.header("etag").map(str::to_string);
+    (reply.status, reply.body, etag)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -252,16 +252,10 @@ async fn admin_call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, format!("{}{path}", api.served.admin));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("admin listener answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let reply = api
+        .admin_call(method, path, token, body.as_ref(), &[])
+        .await;
+    (reply.status, reply.body)
 }
 
 /// `/admin/reconcile` is the same pass on the admin listener: GET reports,

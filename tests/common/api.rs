@@ -141,6 +141,19 @@ impl Api {
         self.call(Method::GET, path, Some(token), None, &[]).await
     }
 
+    /// A call on the admin listener.
+    pub async fn admin_call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = format!("{}{path}", self.served.admin);
+        call_url(&self.client, method, &url, token, body, headers).await
+    }
+
     /// A record's audit history, newest first: each change's action and
     /// its `{before, after}`. `item` is the record's path.
     pub async fn history(&self, item: &str, token: &str) -> Vec<(String, Value)> {
