@@ -14,7 +14,6 @@ use super::problem::Problem;
 use crate::records::usage::{self, TenantMonthlyUsage};
 
 /// Seconds a client is told to wait while strata boots.
-const RETRY_AFTER_SECS: u32 = 5;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AllTenantsUsage {
@@ -42,10 +41,7 @@ pub async fn summary(
     QueryParams(range): QueryParams<MonthRange>,
 ) -> Result<Json<AllTenantsUsage>, Problem> {
     let (from, to) = range.resolve()?;
-    let stores = state
-        .stores
-        .get()
-        .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))?;
+    let stores = state.ready_stores()?;
     let items = usage::summary_all(&stores.postgres, from, to).await?;
     Ok(Json(AllTenantsUsage {
         from: from.to_string(),

@@ -109,6 +109,13 @@ impl AdminState {
         let _ = self.postgres.set(postgres);
     }
 
+    /// All three stores, or 503 while strata boots.
+    pub fn ready_stores(&self) -> Result<&crate::stores::Stores, Problem> {
+        self.stores
+            .get()
+            .ok_or_else(|| Problem::starting(RETRY_AFTER_SECS))
+    }
+
     /// The administrative path, or 503 while strata boots.
     fn postgres(&self) -> Result<&Postgres, Problem> {
         self.postgres

@@ -58,10 +58,7 @@ pub struct ReconcileResult {
 }
 
 fn content(state: &AdminState) -> Result<Content, Problem> {
-    let stores = state
-        .stores
-        .get()
-        .ok_or_else(|| Problem::starting(super::RETRY_AFTER_SECS))?;
+    let stores = state.ready_stores()?;
     let config = state.config();
     Ok(Content::new(stores, &config.content, &config.s3))
 }

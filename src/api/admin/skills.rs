@@ -80,10 +80,7 @@ fn text_problem(field: &str, text: &str) -> Result<(), Problem> {
 }
 
 fn stores(state: &AdminState) -> Result<(&Postgres, &Mongo), Problem> {
-    let stores = state
-        .stores
-        .get()
-        .ok_or_else(|| Problem::starting(super::RETRY_AFTER_SECS))?;
+    let stores = state.ready_stores()?;
     Ok((&stores.postgres, &stores.mongo))
 }
 
