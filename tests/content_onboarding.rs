@@ -11,34 +11,12 @@ mod common;
 
 use common::api::{Api, assert_problem};
 use common::content::{
-    check_presigned, get_bytes, kinds, orphans, put_raw, record_state, repair, scan, sha256,
+    check_presigned, get_bytes, kinds, onboarding_run, orphans, put_raw, record_state, repair,
+    scan, sha256,
 };
 use mongodb::bson::{Document, doc};
 use reqwest::Method;
 use serde_json::json;
-
-async fn run_in(api: &Api, tenant: &str, token: &str, states: &[&str]) -> String {
-    let created = api
-        .post(
-            &format!("/v1/tenants/{tenant}/onboarding-runs"),
-            token,
-            json!({"website": "https://example.com"}),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
-    let run = created.body["ref"].as_str().expect("ref").to_string();
-    for to in states {
-        let moved = api
-            .post(
-                &format!("/v1/tenants/{tenant}/onboarding-runs/{run}/transitions"),
-                token,
-                json!({"to": to}),
-            )
-            .await;
-        assert_eq!(moved.status, 200, "{moved:?}");
-    }
-    run
-}
 
 async fn research_document(api: &Api, tenant: &str, run: &str) -> Option<Document> {
     let config = api.fixture.config();
@@ -63,7 +41,7 @@ async fn parts_are_written_read_and_move_the_run() {
     let token = api.token(Some(&tenant)).await;
     let other = api.tenant("globex").await;
     let other_token = api.token(Some(&other)).await;
-    let run = run_in(&api, &tenant, &token, &["scraping"]).await;
+    let run = onboarding_run(&api, &tenant, &token, &["scraping"]).await;
     let base = format!("/v1/tenants/{tenant}/onboarding-runs/{run}");
     let part = |name: &str| format!("{base}/content/{name}");
 
@@ -332,7 +310,7 @@ async fn an_orphan_document_goes_with_its_objects() {
     let api = Api::start("content-onb-orphan", &[("STRATA_TEST_FAULT", "postgres")]).await;
     let tenant = api.tenant("acme").await;
     let token = api.token(Some(&tenant)).await;
-    let run = run_in(&api, &tenant, &token, &["scraping"]).await;
+    let run = onboarding_run(&api, &tenant, &token, &["scraping"]).await;
     let path = format!("/v1/tenants/{tenant}/onboarding-runs/{run}/content/scraped-text");
     let failed = put_raw(&api, &path, &token, "text/plain", b"scraped")
         .await
@@ -375,7 +353,7 @@ async fn killed_after(step: &str, expected_kinds: &[&str], expected_state: &str)
     .await;
     let tenant = api.tenant("acme").await;
     let token = api.token(Some(&tenant)).await;
-    let run = run_in(&api, &tenant, &token, &["scraping"]).await;
+    let run = onboarding_run(&api, &tenant, &token, &["scraping"]).await;
     let path = format!("/v1/tenants/{tenant}/onboarding-runs/{run}/content/scraped-text");
     let answer = put_raw(&api, &path, &token, "text/plain", b"crash").await;
     assert!(answer.is_err(), "the process died mid-request: {answer:?}");
@@ -424,7 +402,7 @@ async fn a_failed_replacement_leaves_whole_content_and_orphan_objects() {
     ] {
         let tenant = api.tenant(&format!("acme-{step}")).await;
         let token = api.token(Some(&tenant)).await;
-        let run = run_in(&api, &tenant, &token, &["scraping"]).await;
+        let run = onboarding_run(&api, &tenant, &token, &["scraping"]).await;
         let path = format!("/v1/tenants/{tenant}/onboarding-runs/{run}/content/scraped-text");
         let first = put_raw(&api, &path, &token, "text/plain", b"first")
             .await

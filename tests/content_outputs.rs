@@ -10,18 +10,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::api::{Api, Reply, assert_problem};
+use common::api::{Api, assert_problem};
+use common::content::{direct_upload_until_confirm, get_bytes, kinds, put_raw, scan, sha256};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Digest;
-use strata::content::reconcile::{self, Report};
+use strata::content::reconcile::Report;
 use strata::content::{Content, ContentError};
 
 const MIB: usize = 1024 * 1024;
-
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
 
 /// Pseudo-random bytes (xorshift), so multipart parts differ.
 fn noise(len: usize, mut seed: u64) -> Vec<u8> {
@@ -36,49 +32,6 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     out
 }
 
-async fn put_raw(
-    api: &Api,
-    path: &str,
-    token: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> Result<Reply, reqwest::Error> {
-    let response = api
-        .client
-        .put(api.url(path))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await?;
-    Ok(Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-        text,
-    })
-}
-
-async fn get_bytes(
-    api: &Api,
-    path: &str,
-    token: &str,
-    headers: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = api.client.get(api.url(path)).bearer_auth(token);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("the data API answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("body").to_vec();
-    (status, headers, bytes)
-}
-
 async fn running_activity(api: &Api, tenant: &str, token: &str) -> String {
     let created = api
         .post(
@@ -89,15 +42,6 @@ async fn running_activity(api: &Api, tenant: &str, token: &str) -> String {
         .await;
     assert_eq!(created.status, 201, "{created:?}");
     created.body["ref"].as_str().expect("ref").to_string()
-}
-
-async fn scan(api: &Api, tenant: Option<&str>) -> Report {
-    let config = api.fixture.config();
-    let stores = strata::stores::Stores::new(&config).await.expect("stores");
-    let content = Content::new(&stores, &config.content, &config.s3);
-    reconcile::scan(&stores.postgres, &content, tenant)
-        .await
-        .expect("scan")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,7 +69,7 @@ async fn outputs_are_written_read_streamed_and_presigned() {
         &path,
         &token,
         "text/markdown; charset=utf-8",
-        markdown.to_vec(),
+        markdown,
     )
     .await
     .expect("put");
@@ -224,7 +168,7 @@ async fn outputs_are_written_read_streamed_and_presigned() {
 
     // Replace the output of the succeeded activity with JSON.
     let document = serde_json::to_vec(&json!({"title": "Launch", "words": 7})).expect("json");
-    let replaced = put_raw(&api, &path, &token, "application/json", document.clone())
+    let replaced = put_raw(&api, &path, &token, "application/json", &document)
         .await
         .expect("put");
     assert_eq!(replaced.status, 201, "{replaced:?}");
@@ -237,7 +181,7 @@ async fn outputs_are_written_read_streamed_and_presigned() {
     let big_activity = running_activity(&api, &tenant, &token).await;
     let big_path = format!("/v1/tenants/{tenant}/activities/{big_activity}/output");
     let big = noise(12 * MIB + 17, 7);
-    let stored = put_raw(&api, &big_path, &token, "text/markdown", big.clone())
+    let stored = put_raw(&api, &big_path, &token, "text/markdown", &big)
         .await
         .expect("put");
     assert_eq!(stored.status, 201, "{stored:?}");
@@ -265,12 +209,12 @@ async fn outputs_are_written_read_streamed_and_presigned() {
         &waiting_path,
         &token,
         "text/markdown",
-        vec![b'x'; 16 * MIB + 1],
+        &vec![b'x'; 16 * MIB + 1],
     )
     .await
     .expect("put");
     assert_problem(&too_large, 413, "body_too_large");
-    let html = put_raw(&api, &waiting_path, &token, "text/html", b"<p>".to_vec())
+    let html = put_raw(&api, &waiting_path, &token, "text/html", b"<p>")
         .await
         .expect("put");
     assert_problem(&html, 415, "unsupported_media_type");
@@ -298,7 +242,7 @@ async fn outputs_are_written_read_streamed_and_presigned() {
         &format!("/v1/tenants/{tenant}/activities/{queued_ref}/output"),
         &token,
         "text/markdown",
-        b"early".to_vec(),
+        b"early",
     )
     .await
     .expect("put");
@@ -307,7 +251,7 @@ async fn outputs_are_written_read_streamed_and_presigned() {
 
     let anonymous = api.call(Method::GET, &path, None, None, &[]).await;
     assert_problem(&anonymous, 401, "unauthorized");
-    let foreign = put_raw(&api, &path, &other_token, "text/markdown", b"x".to_vec())
+    let foreign = put_raw(&api, &path, &other_token, "text/markdown", b"x")
         .await
         .expect("put");
     assert_problem(&foreign, 404, "not_found");
@@ -434,7 +378,7 @@ async fn killed_after(step: &str) -> (Api, String, String, Report) {
     let token = api.token(Some(&tenant)).await;
     let activity = running_activity(&api, &tenant, &token).await;
     let path = format!("/v1/tenants/{tenant}/activities/{activity}/output");
-    let answer = put_raw(&api, &path, &token, "text/markdown", b"# crash".to_vec()).await;
+    let answer = put_raw(&api, &path, &token, "text/markdown", b"# crash").await;
     assert!(answer.is_err(), "the process died mid-request: {answer:?}");
     let exit = api.served.child.wait().expect("wait");
     assert!(!exit.success(), "{exit:?}");
@@ -453,14 +397,6 @@ async fn activity_state(api: &Api, activity: &str) -> (String, Option<String>) {
         .fetch_one(&mut *tx)
         .await
         .expect("activity")
-}
-
-fn kinds(report: &Report) -> Vec<&str> {
-    report
-        .orphans
-        .iter()
-        .map(|o| o.what.split(':').next().unwrap_or_default())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -511,7 +447,7 @@ async fn a_failed_step_answers_500_and_points_at_nothing() {
     let token = api.token(Some(&tenant)).await;
     let activity = running_activity(&api, &tenant, &token).await;
     let path = format!("/v1/tenants/{tenant}/activities/{activity}/output");
-    let failed = put_raw(&api, &path, &token, "text/markdown", b"# x".to_vec())
+    let failed = put_raw(&api, &path, &token, "text/markdown", b"# x")
         .await
         .expect("an answer");
     assert_problem(&failed, 500, "internal");
@@ -539,85 +475,16 @@ async fn direct_uploads_are_confirmed_against_what_was_declared() {
     let activity = running_activity(&api, &tenant, &token).await;
     let uploads = format!("/v1/tenants/{tenant}/activities/{activity}/output/uploads");
     let bytes = b"# Uploaded directly\n\nstraight to S3.\n".to_vec();
-    let declared = json!({
-        "contentType": "text/markdown",
-        "size": bytes.len(),
-        "sha256": sha256(&bytes),
-    });
-
-    // Declarations strata refuses.
-    for (bad, field) in [
-        (
-            json!({"contentType": "text/html", "size": 1, "sha256": sha256(b"x")}),
-            "contentType",
-        ),
-        (
-            json!({"contentType": "text/markdown", "size": 1u64 << 40, "sha256": sha256(b"x")}),
-            "size",
-        ),
-        (
-            json!({"contentType": "text/markdown", "size": 1, "sha256": "ABC"}),
-            "sha256",
-        ),
-    ] {
-        let refused = api.post(&uploads, &token, bad).await;
-        assert_problem(&refused, 422, "validation_failed");
-        assert_eq!(refused.body["errors"][0]["field"], field, "{refused:?}");
-    }
-
-    let started = api.post(&uploads, &token, declared.clone()).await;
-    assert_eq!(started.status, 201, "{started:?}");
-    let upload = started.body["ref"].as_str().expect("ref").to_string();
-    let url = started.body["url"].as_str().expect("url").to_string();
-    assert_eq!(started.body["method"], "PUT");
-    assert!(
-        url.contains(&format!(
-            "/{tenant}/activities/{activity}/outputs/{upload}.md"
-        )),
-        "{url}"
-    );
-    let confirm = format!("{uploads}/{upload}/confirm");
-
-    // Never uploaded: nothing to confirm.
-    let early = api.post(&confirm, &token, declared.clone()).await;
-    assert_problem(&early, 409, "upload_missing");
-
-    // S3 refuses a PUT with another content type or another size.
-    let s3 = reqwest::Client::new();
-    let put = |content_type: &str, body: Vec<u8>| {
-        s3.put(&url)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-    };
-    let wrong_type = put("text/plain", bytes.clone()).await.expect("S3");
-    assert_eq!(wrong_type.status(), 403, "content type is signed");
-    let mut longer = bytes.clone();
-    longer.push(b'!');
-    let wrong_size = put("text/markdown", longer).await.expect("S3");
-    assert!(
-        wrong_size.status().is_client_error(),
-        "content length is signed: {}",
-        wrong_size.status()
-    );
-    let early = api.post(&confirm, &token, declared.clone()).await;
-    assert_problem(&early, 409, "upload_missing");
-
-    // The real upload; confirms that declare something else are refused.
-    let uploaded = put("text/markdown", bytes.clone()).await.expect("S3");
-    assert_eq!(uploaded.status(), 200);
-    let mut wrong = declared.clone();
-    wrong["size"] = json!(bytes.len() + 1);
-    let refused = api.post(&confirm, &token, wrong).await;
-    assert_problem(&refused, 422, "upload_mismatch");
-    assert_eq!(refused.body["errors"][0]["field"], "size");
-    let mut wrong = declared.clone();
-    wrong["sha256"] = json!(sha256(b"something else"));
-    let refused = api.post(&confirm, &token, wrong).await;
-    assert_problem(&refused, 422, "upload_mismatch");
-    assert_eq!(refused.body["errors"][0]["field"], "sha256");
-    let foreign = api.post(&confirm, &other_token, declared.clone()).await;
-    assert_problem(&foreign, 404, "not_found");
+    let (upload, confirm, declared) = direct_upload_until_confirm(
+        &api,
+        &uploads,
+        &token,
+        &other_token,
+        "text/markdown",
+        &bytes,
+        |upload| format!("/{tenant}/activities/{activity}/outputs/{upload}.md"),
+    )
+    .await;
     let still = api
         .get(
             &format!("/v1/tenants/{tenant}/activities/{activity}"),
@@ -663,7 +530,7 @@ async fn direct_uploads_are_confirmed_against_what_was_declared() {
     let second_url = started.body["url"].as_str().expect("url").to_string();
     let mut swapped = bytes.clone();
     swapped.reverse();
-    let uploaded = s3
+    let uploaded = reqwest::Client::new()
         .put(&second_url)
         .header("content-type", "text/markdown")
         .body(swapped)

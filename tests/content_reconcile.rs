@@ -137,7 +137,9 @@ async fn reconcile_reports_repairs_after_the_grace_period_and_flags_dangling_poi
     assert_eq!(read.status(), 200);
     assert_eq!(read.bytes().await.expect("bytes").as_ref(), b"# two");
 
-    // An object lost behind strata's back is a dangling pointer: exit 1.
+    // A delete marker put over a recorded version behind strata's back:
+    // reads are pinned to the version and still work, the marker is an
+    // orphan, and a repair removes it (the version would expire under it).
     let config = api.fixture.config();
     let stores = strata::stores::Stores::new(&config).await.expect("stores");
     let content = Content::new(&stores, &config.content, &config.s3);
@@ -148,6 +150,18 @@ async fn reconcile_reports_repairs_after_the_grace_period_and_flags_dangling_poi
     );
     assert!(content.exists(&key).await.expect("head"));
     assert!(!content.exists(&upload_key).await.expect("head"));
+    let recorded = stores
+        .s3
+        .client()
+        .head_object()
+        .bucket(content.bucket())
+        .key(&key)
+        .send()
+        .await
+        .expect("head")
+        .version_id()
+        .expect("a versioned bucket")
+        .to_string();
     stores
         .s3
         .client()
@@ -157,11 +171,28 @@ async fn reconcile_reports_repairs_after_the_grace_period_and_flags_dangling_poi
         .send()
         .await
         .expect("delete behind strata's back");
+    let (code, report) = reconcile(&api, &["--tenant", &tenant]);
+    assert_eq!(code, Some(0), "{report}");
+    let marker = report["orphans"][0]["what"].as_str().unwrap_or_default();
+    assert!(
+        marker.starts_with(&format!("s3:{key}?versionId=")),
+        "{report}"
+    );
+    let (code, report) = reconcile(&api, &["--repair", "--grace", "0"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["repair"]["removed"], json!([marker]), "{report}");
+    assert!(content.exists(&key).await.expect("head"), "current again");
+
+    // The recorded version lost for good: a dangling pointer, exit 1.
+    content
+        .delete_version(&key, &recorded)
+        .await
+        .expect("delete behind strata's back");
     let (code, report) = reconcile(&api, &[]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(
         report["dangling"][0]["missing"],
-        format!("s3:{key}").as_str(),
+        format!("s3:{key}?versionId={recorded}").as_str(),
         "{report}"
     );
 }

@@ -11,22 +11,11 @@ mod common;
 
 use common::api::{Api, assert_problem};
 use common::content::{
-    check_presigned, get_bytes, kinds, orphans, put_raw, record_state, repair, scan, sha256,
+    check_presigned, draft_strategy, get_bytes, kinds, orphans, put_raw, record_state, repair,
+    scan, sha256,
 };
 use reqwest::Method;
 use serde_json::json;
-
-async fn strategy(api: &Api, tenant: &str, token: &str) -> String {
-    let created = api
-        .post(
-            &format!("/v1/tenants/{tenant}/strategies"),
-            token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
-    created.body["ref"].as_str().expect("ref").to_string()
-}
 
 async fn move_to(
     api: &Api,
@@ -57,7 +46,7 @@ async fn versions_are_written_in_draft_read_and_reclaimed() {
     let token = api.token(Some(&tenant)).await;
     let other = api.tenant("globex").await;
     let other_token = api.token(Some(&other)).await;
-    let first = strategy(&api, &tenant, &token).await;
+    let first = draft_strategy(&api, &tenant, &token).await;
     let base = format!("/v1/tenants/{tenant}/strategies/{first}");
     let path = format!("{base}/content");
 
@@ -182,7 +171,7 @@ async fn versions_are_written_in_draft_read_and_reclaimed() {
     }
 
     // A second strategy activated: the first is superseded, one active.
-    let second = strategy(&api, &tenant, &token).await;
+    let second = draft_strategy(&api, &tenant, &token).await;
     let second_path = format!("/v1/tenants/{tenant}/strategies/{second}/content");
     let written = put_raw(&api, &second_path, &token, "text/markdown", b"# Next")
         .await
@@ -215,7 +204,7 @@ async fn versions_are_written_in_draft_read_and_reclaimed() {
         let reply = api.get(&path, &other_token).await;
         assert_eq!(reply.status, 404, "{path}: {reply:?}");
     }
-    let foreign_draft = strategy(&api, &other, &other_token).await;
+    let foreign_draft = draft_strategy(&api, &other, &other_token).await;
     let foreign = put_raw(
         &api,
         &format!("/v1/tenants/{tenant}/strategies/{foreign_draft}/content"),
@@ -231,7 +220,7 @@ async fn versions_are_written_in_draft_read_and_reclaimed() {
     assert_eq!(report.dangling, vec![], "{report:?}");
 
     // A deleted strategy's content is not served.
-    let third = strategy(&api, &tenant, &token).await;
+    let third = draft_strategy(&api, &tenant, &token).await;
     let third_path = format!("/v1/tenants/{tenant}/strategies/{third}/content");
     put_raw(&api, &third_path, &token, "text/markdown", b"# gone")
         .await
@@ -262,7 +251,7 @@ async fn concurrent_writes_store_whole_versions() {
     let api = Api::start("content-strat-race", &[]).await;
     let tenant = api.tenant("acme").await;
     let token = api.token(Some(&tenant)).await;
-    let draft = strategy(&api, &tenant, &token).await;
+    let draft = draft_strategy(&api, &tenant, &token).await;
     let path = format!("/v1/tenants/{tenant}/strategies/{draft}/content");
     let bodies: Vec<Vec<u8>> = (0..8)
         .map(|i| format!("# Strategy\n\nWriter {i}.\n").into_bytes())
@@ -316,7 +305,7 @@ async fn killed_after(step: &str, expected_kinds: &[&str]) {
     .await;
     let tenant = api.tenant("acme").await;
     let token = api.token(Some(&tenant)).await;
-    let draft = strategy(&api, &tenant, &token).await;
+    let draft = draft_strategy(&api, &tenant, &token).await;
     let path = format!("/v1/tenants/{tenant}/strategies/{draft}/content");
     let answer = put_raw(&api, &path, &token, "text/markdown", b"# crash").await;
     assert!(answer.is_err(), "the process died mid-request: {answer:?}");
@@ -358,7 +347,7 @@ async fn a_failed_step_keeps_the_previous_version() {
     for step in ["s3", "mongo", "postgres", "committed"] {
         let tenant = api.tenant(&format!("acme-{step}")).await;
         let token = api.token(Some(&tenant)).await;
-        let draft = strategy(&api, &tenant, &token).await;
+        let draft = draft_strategy(&api, &tenant, &token).await;
         let path = format!("/v1/tenants/{tenant}/strategies/{draft}/content");
         let first = put_raw(&api, &path, &token, "text/markdown", b"# one")
             .await

@@ -619,6 +619,51 @@ impl Content {
             .map_err(|e| ContentError::of_s3("DeleteObject", e))
     }
 
+    /// Copies `from` (exactly the version it names) to `to` inside the
+    /// bucket: the bytes never pass through strata. Returns the copy as
+    /// stored.
+    pub async fn copy(&self, from: &Stored, to: &str) -> Result<Stored, ContentError> {
+        let mut source = format!("{}/{}", self.bucket, from.key);
+        if let Some(version) = &from.version_id {
+            source.push_str("?versionId=");
+            source.push_str(version);
+        }
+        let copied = self
+            .s3
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(&from.content_type)
+            .metadata("sha256", &from.sha256)
+            .send()
+            .await
+            .map_err(|e| ContentError::of_s3("CopyObject", e))?;
+        Ok(Stored {
+            key: to.to_string(),
+            version_id: copied.version_id().map(str::to_string),
+            ..from.clone()
+        })
+    }
+
+    /// Removes exactly what `stored` names: its version for good, or (in
+    /// a bucket without versions) the key.
+    pub async fn remove(&self, stored: &Stored) -> Result<(), ContentError> {
+        match &stored.version_id {
+            Some(version) => self.delete_version(&stored.key, version).await,
+            None => self
+                .s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&stored.key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ContentError::of_s3("DeleteObject", e)),
+        }
+    }
+
     /// Every key under `prefix` that ever had a version (delete markers
     /// included): what a new key must not reuse.
     pub async fn keys_ever(&self, prefix: &str) -> Result<Vec<String>, ContentError> {

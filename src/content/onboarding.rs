@@ -18,8 +18,13 @@ use crate::stores::postgres::Postgres;
 
 pub const COLLECTION: &str = "onboarding_research";
 
-/// The fields of an `onboarding_research` document that hold S3 keys.
-pub const KEY_FIELDS: [&str; 3] = ["scrapedTextKey", "researchKey", "contextKey"];
+/// The fields of an `onboarding_research` document that hold S3 keys, each
+/// with the field recording its object (size, sha256, S3 version).
+pub const KEY_FIELDS: [(&str, &str); 3] = [
+    ("scrapedTextKey", "scrapedText"),
+    ("researchKey", "research"),
+    ("contextKey", "contextFile"),
+];
 
 /// One part of a run's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -213,6 +218,68 @@ where
     let stored = content.put(&key, media_type, limit, body).await?;
     checkpoint(Step::Object)?;
     record(content, tenant_ref, run_ref, part, &stored).await
+}
+
+/// A direct upload's key: where the pre-signed PUT of `upload_ref` puts
+/// the part (the upload's ref is the write's ref), and what its confirm
+/// checks.
+pub fn upload_key(
+    tenant_ref: &str,
+    run_ref: &str,
+    part: Part,
+    upload_ref: &str,
+    media_type: &str,
+) -> Result<String, ContentError> {
+    if !part.media_types().contains(&media_type) {
+        return Err(ContentError::UnsupportedType {
+            given: media_type.to_string(),
+            accepted: part.media_types().join(", "),
+        });
+    }
+    Ok(key(tenant_ref, run_ref, part, upload_ref, media_type))
+}
+
+/// Steps one and two of a direct upload: the object the client put is
+/// checked against what it declared, then the run's document is switched
+/// to it (a repeated confirm switches it to the same key again).
+#[allow(clippy::too_many_arguments)]
+pub async fn confirm(
+    content: &Content,
+    tenant_ref: &str,
+    run_ref: &str,
+    part: Part,
+    upload_ref: &str,
+    media_type: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<StoredPart, ContentError> {
+    let key = upload_key(tenant_ref, run_ref, part, upload_ref, media_type)?;
+    let stored = content.verify(&key, media_type, size, sha256).await?;
+    checkpoint(Step::Object)?;
+    record(content, tenant_ref, run_ref, part, &stored).await
+}
+
+/// The part as stored, if the run's document already holds `key` for it
+/// (a direct upload confirmed before; its run may have moved on since).
+pub async fn holding(
+    content: &Content,
+    tenant_ref: &str,
+    run_ref: &str,
+    part: Part,
+    key: &str,
+) -> Result<Option<StoredPart>, ContentError> {
+    let found = content
+        .mongo()
+        .collection::<ResearchDocument>(COLLECTION)
+        .find_one(doc! {
+            "tenantId": tenant_ref,
+            "refId": run_ref,
+            "deletedOn": null,
+            part.key_field(): key,
+        })
+        .await
+        .map_err(|e| ContentError::of_mongo("find onboarding research", e))?;
+    Ok(found.and_then(|d| d.part(part)))
 }
 
 /// Step two: one atomic upsert of the run's document. The document's age

@@ -68,12 +68,16 @@ pub const POINTERS: [(&str, &str, &str); 5] = [
     ("strategies", "content_ref", strategies::COLLECTION),
 ];
 
+/// A document's key fields, each with the field recording its object.
+pub type KeyFields = &'static [(&'static str, &'static str)];
+
 /// The MongoDB collections whose documents point into the content bucket,
-/// with the fields that hold the keys.
-pub const DOCUMENTS: [(&str, &[&str]); 3] = [
-    (outputs::COLLECTION, &["s3Key"]),
+/// with the fields that hold the keys, each with the field whose
+/// `versionId` records the S3 version written (reads are pinned to it).
+pub const DOCUMENTS: [(&str, KeyFields); 3] = [
+    (outputs::COLLECTION, &[("s3Key", "metadata")]),
     (onboarding::COLLECTION, &onboarding::KEY_FIELDS),
-    (strategies::COLLECTION, &["s3Key"]),
+    (strategies::COLLECTION, &[("s3Key", "metadata")]),
 ];
 
 /// A document as the scan sees it.
@@ -81,12 +85,13 @@ struct Scanned {
     collection: &'static str,
     tenant_ref: String,
     ref_id: String,
-    keys: Vec<String>,
+    /// The keys it points at, each with the S3 version it recorded.
+    keys: Vec<(String, Option<String>)>,
     /// Its last write (`updatedOn`, else `createdOn`).
     written: Option<DateTime<Utc>>,
 }
 
-fn scanned(collection: &'static str, fields: &[&str], d: &Document) -> Scanned {
+fn scanned(collection: &'static str, fields: &[(&str, &str)], d: &Document) -> Scanned {
     let time = |f: &str| d.get_datetime(f).ok().map(|t| super::bson_time(*t));
     Scanned {
         collection,
@@ -94,7 +99,14 @@ fn scanned(collection: &'static str, fields: &[&str], d: &Document) -> Scanned {
         ref_id: d.get_str("refId").unwrap_or_default().to_string(),
         keys: fields
             .iter()
-            .filter_map(|f| d.get_str(f).ok().map(str::to_string))
+            .filter_map(|(key, meta)| {
+                let version = d
+                    .get_document(meta)
+                    .ok()
+                    .and_then(|m| m.get_str("versionId").ok())
+                    .map(str::to_string);
+                d.get_str(key).ok().map(|k| (k.to_string(), version))
+            })
             .collect(),
         written: time("updatedOn").max(time("createdOn")),
     }
@@ -137,8 +149,9 @@ pub async fn scan(
     let mut documents: Vec<Scanned> = Vec::new();
     for (collection, fields) in DOCUMENTS {
         let mut projection = doc! { "tenantId": 1, "refId": 1, "createdOn": 1, "updatedOn": 1 };
-        for field in fields {
-            projection.insert(*field, 1);
+        for (key, meta) in fields {
+            projection.insert(*key, 1);
+            projection.insert(format!("{meta}.versionId"), 1);
         }
         let found: Vec<Document> = content
             .mongo()
@@ -170,18 +183,37 @@ pub async fn scan(
         }
     }
 
-    // S3 objects under the prefix(es), by key.
-    let objects = list_objects(content, tenant.map(|t| format!("{t}/"))).await?;
+    // S3 objects under the prefix(es), by key, every version.
+    let objects = list_versions(content, tenant.map(|t| format!("{t}/"))).await?;
     let mut referenced: HashSet<&str> = HashSet::new();
     for document in &documents {
-        for key in &document.keys {
+        for (key, recorded) in &document.keys {
             referenced.insert(key);
-            if !objects.contains_key(key) {
-                report.dangling.push(Dangling {
+            let versions = objects.get(key);
+            match pinned(versions, recorded.as_deref()) {
+                Pinned::Missing => report.dangling.push(Dangling {
                     tenant_ref: document.tenant_ref.clone(),
                     from: format!("mongo:{}/{}", document.collection, document.ref_id),
-                    missing: format!("s3:{key}"),
-                });
+                    missing: match recorded {
+                        Some(version) => format!("s3:{key}?versionId={version}"),
+                        None => format!("s3:{key}"),
+                    },
+                }),
+                // Versions over the one recorded (a pre-signed PUT used
+                // again after its confirm, a racing write that died before
+                // taking its version back): nothing reads them, and while
+                // they stand the recorded version is noncurrent, which the
+                // bucket's lifecycle rule would expire.
+                Pinned::Under(newer) => {
+                    for version in newer {
+                        report.orphans.push(Orphan {
+                            tenant_ref: document.tenant_ref.clone(),
+                            what: format!("s3:{key}?versionId={}", version.id),
+                            created_at: version.modified,
+                        });
+                    }
+                }
+                Pinned::Current => {}
             }
         }
         let this = (
@@ -197,12 +229,15 @@ pub async fn scan(
             });
         }
     }
-    for (key, modified) in &objects {
+    for (key, versions) in &objects {
+        let Some(current) = versions.first().filter(|v| !v.delete_marker) else {
+            continue;
+        };
         if !referenced.contains(key.as_str()) {
             report.orphans.push(Orphan {
                 tenant_ref: key.split('/').next().unwrap_or_default().to_string(),
                 what: format!("s3:{key}"),
-                created_at: *modified,
+                created_at: current.modified,
             });
         }
     }
@@ -210,6 +245,112 @@ pub async fn scan(
     report.dangling.sort_by(|a, b| a.from.cmp(&b.from));
     report.orphans.sort_by(|a, b| a.what.cmp(&b.what));
     Ok(report)
+}
+
+/// One version of a key (or a delete marker), as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Version {
+    id: String,
+    modified: Option<DateTime<Utc>>,
+    delete_marker: bool,
+}
+
+/// Where a document's recorded version stands among its key's versions.
+#[derive(Debug, PartialEq, Eq)]
+enum Pinned<'a> {
+    /// It is the current version (or, with none recorded, the key has one).
+    Current,
+    /// It is there, under these newer versions or delete markers.
+    Under(&'a [Version]),
+    /// It is gone (or, with none recorded, the key has no current version).
+    Missing,
+}
+
+/// `versions`: newest first, as S3 lists them.
+fn pinned<'a>(versions: Option<&'a Vec<Version>>, recorded: Option<&str>) -> Pinned<'a> {
+    let Some(versions) = versions else {
+        return Pinned::Missing;
+    };
+    let Some(recorded) = recorded else {
+        return match versions.first() {
+            Some(v) if !v.delete_marker => Pinned::Current,
+            _ => Pinned::Missing,
+        };
+    };
+    match versions
+        .iter()
+        .position(|v| v.id == recorded && !v.delete_marker)
+    {
+        Some(0) => Pinned::Current,
+        Some(at) => Pinned::Under(&versions[..at]),
+        None => Pinned::Missing,
+    }
+}
+
+/// Every version and delete marker of the content bucket under `prefix`,
+/// by key, newest first.
+async fn list_versions(
+    content: &Content,
+    prefix: Option<String>,
+) -> Result<HashMap<String, Vec<Version>>, ContentError> {
+    let time = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+        t.and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+    };
+    let mut listed: Vec<(String, bool, Version)> = Vec::new();
+    let mut key_marker: Option<String> = None;
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = content
+            .s3()
+            .list_object_versions()
+            .bucket(content.bucket())
+            .set_prefix(prefix.clone())
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| ContentError::of_s3("ListObjectVersions", e))?;
+        for v in page.versions() {
+            if let (Some(key), Some(id)) = (v.key(), v.version_id()) {
+                let version = Version {
+                    id: id.to_string(),
+                    modified: time(v.last_modified()),
+                    delete_marker: false,
+                };
+                listed.push((key.to_string(), v.is_latest() == Some(true), version));
+            }
+        }
+        for m in page.delete_markers() {
+            if let (Some(key), Some(id)) = (m.key(), m.version_id()) {
+                let marker = Version {
+                    id: id.to_string(),
+                    modified: time(m.last_modified()),
+                    delete_marker: true,
+                };
+                listed.push((key.to_string(), m.is_latest() == Some(true), marker));
+            }
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            break;
+        }
+    }
+    // Versions and markers come in two lists: merge them per key, the
+    // latest first, then by time (newest first).
+    listed.sort_by(|(ka, la, a), (kb, lb, b)| {
+        ka.cmp(kb)
+            .then(lb.cmp(la))
+            .then(b.modified.cmp(&a.modified))
+    });
+    let mut by_key: HashMap<String, Vec<Version>> = HashMap::new();
+    for (key, _, version) in listed {
+        by_key.entry(key).or_default().push(version);
+    }
+    Ok(by_key)
 }
 
 /// Contracts: every accepted contract's PDF version must exist in the
@@ -355,8 +496,16 @@ pub async fn repair(
                 }
             }
             done.removed.push(orphan.what.clone());
-        } else if let Some(key) = orphan.what.strip_prefix("s3:") {
-            delete_object(content, key).await?;
+        } else if let Some(object) = orphan.what.strip_prefix("s3:") {
+            match object.split_once("?versionId=") {
+                // A version over a recorded one: removed for good, so the
+                // recorded version is current again.
+                Some((key, version)) if super::in_prefix(&orphan.tenant_ref, key) => {
+                    content.delete_version(key, version).await?;
+                }
+                Some(_) => continue,
+                None => delete_object(content, object).await?,
+            }
             done.removed.push(orphan.what.clone());
         }
     }
@@ -364,7 +513,7 @@ pub async fn repair(
 }
 
 /// The collection, key fields and ref of an orphan document's `what`.
-fn orphan_document(what: &str) -> Option<(&'static str, &'static [&'static str], &str)> {
+fn orphan_document(what: &str) -> Option<(&'static str, KeyFields, &str)> {
     let rest = what.strip_prefix("mongo:")?;
     let (collection, document_ref) = rest.split_once('/')?;
     DOCUMENTS
@@ -379,7 +528,7 @@ fn orphan_document(what: &str) -> Option<(&'static str, &'static [&'static str],
 async fn remove_document(
     content: &Content,
     collection: &str,
-    fields: &[&str],
+    fields: &[(&str, &str)],
     tenant_ref: &str,
     document_ref: &str,
     cutoff: DateTime<Utc>,
@@ -400,7 +549,7 @@ async fn remove_document(
     Ok(removed.map(|d| {
         fields
             .iter()
-            .filter_map(|f| d.get_str(f).ok().map(str::to_string))
+            .filter_map(|(key, _)| d.get_str(key).ok().map(str::to_string))
             .collect()
     }))
 }
@@ -465,5 +614,41 @@ mod tests {
         }
         assert!(orphan_document("s3:a/b").is_none());
         assert!(orphan_document("mongo:skills/x").is_none());
+    }
+
+    fn version(id: &str, delete_marker: bool) -> Version {
+        Version {
+            id: id.to_string(),
+            modified: None,
+            delete_marker,
+        }
+    }
+
+    #[test]
+    fn a_recorded_version_is_current_under_newer_ones_or_missing() {
+        let versions = vec![
+            version("m", true),
+            version("c", false),
+            version("b", false),
+            version("a", false),
+        ];
+        assert_eq!(
+            pinned(Some(&versions), Some("b")),
+            Pinned::Under(&versions[..2])
+        );
+        assert_eq!(
+            pinned(Some(&versions[2..].to_vec()), Some("b")),
+            Pinned::Current
+        );
+        assert_eq!(
+            pinned(Some(&versions), Some("m")),
+            Pinned::Missing,
+            "a marker is no version"
+        );
+        assert_eq!(pinned(Some(&versions), Some("z")), Pinned::Missing);
+        assert_eq!(pinned(None, Some("a")), Pinned::Missing);
+        // Nothing recorded (a bucket without versions): the current object counts.
+        assert_eq!(pinned(Some(&versions), None), Pinned::Missing);
+        assert_eq!(pinned(Some(&versions[1..].to_vec()), None), Pinned::Current);
     }
 }

@@ -60,6 +60,9 @@ pub struct StrategyDocument {
     #[serde(default)]
     pub metadata: Document,
     pub created_on: bson::DateTime,
+    /// The direct upload it was made from (repeated confirms find it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_ref: Option<String>,
 }
 
 impl StrategyDocument {
@@ -138,7 +141,75 @@ where
     let limit = content.config().strategy_max_bytes;
     let stored = content.put(&key, media_type, limit, body).await?;
     checkpoint(Step::Object)?;
-    record(content, tenant_ref, strategy_ref, version, &stored).await
+    record(content, tenant_ref, strategy_ref, version, &stored, None).await
+}
+
+/// A direct upload's key. Not a version's: the number is taken when the
+/// upload is confirmed (two uploads may run at once), and the confirmed
+/// bytes are copied to `v{n}.md` inside S3.
+pub fn upload_key(tenant_ref: &str, strategy_ref: &str, upload_ref: &str) -> String {
+    format!(
+        "{}uploads/{upload_ref}.md",
+        prefix(tenant_ref, strategy_ref)
+    )
+}
+
+/// Steps one and two of a direct upload: the object the client put is
+/// checked against what it declared and copied (inside S3) to the next
+/// version's key, then the version's document is written; the upload
+/// object is removed after (a crash first leaves it an orphan). A confirm
+/// repeated after that finds the version it made.
+pub async fn confirm(
+    content: &Content,
+    tenant_ref: &str,
+    strategy_ref: &str,
+    upload_ref: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<StrategyDocument, ContentError> {
+    if let Some(done) = confirmed(content, tenant_ref, strategy_ref, upload_ref).await? {
+        return Ok(done);
+    }
+    let upload = upload_key(tenant_ref, strategy_ref, upload_ref);
+    let uploaded = content.verify(&upload, MEDIA_TYPE, size, sha256).await?;
+    let version = next_version(content, tenant_ref, strategy_ref).await?;
+    let stored = content
+        .copy(&uploaded, &key(tenant_ref, strategy_ref, version))
+        .await?;
+    checkpoint(Step::Object)?;
+    let document = record(
+        content,
+        tenant_ref,
+        strategy_ref,
+        version,
+        &stored,
+        Some(upload_ref),
+    )
+    .await?;
+    if let Err(e) = content.remove(&uploaded).await {
+        tracing::warn!(key = %upload, error = %e, "a confirmed upload stays until reconciliation");
+    }
+    Ok(document)
+}
+
+/// The version a direct upload was confirmed as, if it was.
+pub async fn confirmed(
+    content: &Content,
+    tenant_ref: &str,
+    strategy_ref: &str,
+    upload_ref: &str,
+) -> Result<Option<StrategyDocument>, ContentError> {
+    content
+        .mongo()
+        .collection::<StrategyDocument>(COLLECTION)
+        .find_one(doc! {
+            "tenantId": tenant_ref,
+            "strategyRef": strategy_ref,
+            "uploadRef": upload_ref,
+            "deletedOn": null,
+        })
+        .await
+        .map_err(|e| ContentError::of_mongo("find strategy content", e))
 }
 
 /// Step two: the version's document.
@@ -148,6 +219,7 @@ async fn record(
     strategy_ref: &str,
     version: i64,
     stored: &Stored,
+    upload_ref: Option<&str>,
 ) -> Result<StrategyDocument, ContentError> {
     let document = StrategyDocument {
         tenant_id: tenant_ref.to_string(),
@@ -159,6 +231,7 @@ async fn record(
         sha256: stored.sha256.clone(),
         metadata: super::object_metadata(stored),
         created_on: bson::DateTime::now(),
+        upload_ref: upload_ref.map(str::to_string),
     };
     let collection = content.mongo().collection::<StrategyDocument>(COLLECTION);
     match collection.insert_one(&document).await {

@@ -141,3 +141,164 @@ pub async fn record_state(
         .await
         .expect("record")
 }
+
+/// A direct upload taken as far as every entity's upload goes before its
+/// good confirm: declarations strata refuses (422 naming the field), a
+/// start (201, a pre-signed PUT whose URL holds `key_part(uploadRef)`), a
+/// confirm before anything was uploaded (409), S3 refusing a PUT with
+/// another content type or size (both signed), the real PUT, confirms
+/// declaring another size or SHA-256 (422) and one by another tenant's
+/// token (404). What it returns: the upload's ref, its confirm path, and
+/// the good declaration.
+pub async fn direct_upload_until_confirm(
+    api: &Api,
+    uploads: &str,
+    token: &str,
+    other_token: &str,
+    content_type: &str,
+    bytes: &[u8],
+    key_part: impl Fn(&str) -> String,
+) -> (String, String, Value) {
+    use serde_json::json;
+    let declared = json!({
+        "contentType": content_type,
+        "size": bytes.len(),
+        "sha256": sha256(bytes),
+    });
+    for (bad, field) in [
+        (
+            json!({"contentType": "text/html", "size": 1, "sha256": sha256(b"x")}),
+            "contentType",
+        ),
+        (
+            json!({"contentType": content_type, "size": 1u64 << 40, "sha256": sha256(b"x")}),
+            "size",
+        ),
+        (
+            json!({"contentType": content_type, "size": 1, "sha256": "ABC"}),
+            "sha256",
+        ),
+    ] {
+        let refused = api.post(uploads, token, bad).await;
+        super::api::assert_problem(&refused, 422, "validation_failed");
+        assert_eq!(refused.body["errors"][0]["field"], field, "{refused:?}");
+    }
+
+    let started = api.post(uploads, token, declared.clone()).await;
+    assert_eq!(started.status, 201, "{started:?}");
+    let upload = started.body["ref"].as_str().expect("ref").to_string();
+    let url = started.body["url"].as_str().expect("url").to_string();
+    assert_eq!(started.body["method"], "PUT");
+    assert!(url.contains(&key_part(&upload)), "{url}");
+    assert_eq!(
+        started.header("location"),
+        Some(format!("{uploads}/{upload}").as_str())
+    );
+    let confirm = format!("{uploads}/{upload}/confirm");
+
+    let early = api.post(&confirm, token, declared.clone()).await;
+    super::api::assert_problem(&early, 409, "upload_missing");
+
+    let s3 = reqwest::Client::new();
+    let put = |content_type: &str, body: Vec<u8>| {
+        s3.put(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let wrong_type = put("application/octet-stream", bytes.to_vec())
+        .await
+        .expect("S3");
+    assert_eq!(wrong_type.status(), 403, "content type is signed");
+    let mut longer = bytes.to_vec();
+    longer.push(b'!');
+    let wrong_size = put(content_type, longer).await.expect("S3");
+    assert!(
+        wrong_size.status().is_client_error(),
+        "content length is signed: {}",
+        wrong_size.status()
+    );
+    let early = api.post(&confirm, token, declared.clone()).await;
+    super::api::assert_problem(&early, 409, "upload_missing");
+
+    let uploaded = put(content_type, bytes.to_vec()).await.expect("S3");
+    assert_eq!(uploaded.status(), 200);
+    let mut wrong = declared.clone();
+    wrong["size"] = json!(bytes.len() + 1);
+    let refused = api.post(&confirm, token, wrong).await;
+    super::api::assert_problem(&refused, 422, "upload_mismatch");
+    assert_eq!(refused.body["errors"][0]["field"], "size");
+    let mut wrong = declared.clone();
+    wrong["sha256"] = json!(sha256(b"something else"));
+    let refused = api.post(&confirm, token, wrong).await;
+    super::api::assert_problem(&refused, 422, "upload_mismatch");
+    assert_eq!(refused.body["errors"][0]["field"], "sha256");
+    let foreign = api.post(&confirm, other_token, declared.clone()).await;
+    super::api::assert_problem(&foreign, 404, "not_found");
+    (upload, confirm, declared)
+}
+
+/// A direct upload's PUT of `bytes`, started at `uploads`: its ref.
+pub async fn upload_directly(
+    api: &Api,
+    uploads: &str,
+    token: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> (String, Value) {
+    let declared = serde_json::json!({
+        "contentType": content_type,
+        "size": bytes.len(),
+        "sha256": sha256(bytes),
+    });
+    let started = api.post(uploads, token, declared.clone()).await;
+    assert_eq!(started.status, 201, "{started:?}");
+    let url = started.body["url"].as_str().expect("url");
+    let uploaded = reqwest::Client::new()
+        .put(url)
+        .header("content-type", content_type)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("S3");
+    assert_eq!(uploaded.status(), 200);
+    let upload = started.body["ref"].as_str().expect("ref").to_string();
+    (upload, declared)
+}
+
+/// A new onboarding run of the tenant, moved through `states`: its ref.
+pub async fn onboarding_run(api: &Api, tenant: &str, token: &str, states: &[&str]) -> String {
+    let created = api
+        .post(
+            &format!("/v1/tenants/{tenant}/onboarding-runs"),
+            token,
+            serde_json::json!({"website": "https://example.com"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let run = created.body["ref"].as_str().expect("ref").to_string();
+    for to in states {
+        let moved = api
+            .post(
+                &format!("/v1/tenants/{tenant}/onboarding-runs/{run}/transitions"),
+                token,
+                serde_json::json!({"to": to}),
+            )
+            .await;
+        assert_eq!(moved.status, 200, "{moved:?}");
+    }
+    run
+}
+
+/// A new draft strategy of the tenant: its ref.
+pub async fn draft_strategy(api: &Api, tenant: &str, token: &str) -> String {
+    let created = api
+        .post(
+            &format!("/v1/tenants/{tenant}/strategies"),
+            token,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    created.body["ref"].as_str().expect("ref").to_string()
+}

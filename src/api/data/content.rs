@@ -564,7 +564,7 @@ pub struct UploadPath {
     /// The tenant's ref (ULID).
     #[param(rename = "tenantRef", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub tenant_ref: String,
-    /// The activity's ref (ULID).
+    /// The record's ref (ULID).
     #[param(rename = "ref", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub record_ref: String,
     /// The upload's ref (ULID), from its start.
@@ -601,9 +601,9 @@ impl<S: Send + Sync> FromRequestParts<S> for UploadPath {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeclaredUpload {
-    /// One of `content.activity_output_types`.
-    pub content_type: OutputMediaType,
-    /// Bytes (at most `content.activity_output_max_bytes`).
+    /// One of the media types the entity takes (as its PUT does).
+    pub content_type: UploadMediaType,
+    /// Bytes (at most the entity's limit, as its PUT).
     #[schema(minimum = 0)]
     pub size: u64,
     /// SHA-256 of the bytes, 64 lower-case hex digits.
@@ -611,35 +611,39 @@ pub struct DeclaredUpload {
     pub sha256: String,
 }
 
-/// The media types an activity output may have.
+/// The media types a direct upload may declare (each entity takes some).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-pub enum OutputMediaType {
+pub enum UploadMediaType {
     #[serde(rename = "text/markdown")]
     Markdown,
     #[serde(rename = "application/json")]
     Json,
+    #[serde(rename = "text/plain")]
+    PlainText,
 }
 
-impl OutputMediaType {
+impl UploadMediaType {
     fn as_str(self) -> &'static str {
         match self {
-            OutputMediaType::Markdown => "text/markdown",
-            OutputMediaType::Json => "application/json",
+            UploadMediaType::Markdown => "text/markdown",
+            UploadMediaType::Json => "application/json",
+            UploadMediaType::PlainText => "text/plain",
         }
     }
 }
 
 impl DeclaredUpload {
-    fn check(&self, content: &Content) -> Result<String, Problem> {
-        let media_type = self.content_type.as_str().to_string();
-        let accepted = &content.config().activity_output_types;
-        if !accepted.contains(&media_type) {
+    /// The declared media type, if it is `accepted` and the rest holds:
+    /// at most `limit` bytes, a well-formed SHA-256.
+    pub fn check<A: AsRef<str>>(&self, accepted: &[A], limit: u64) -> Result<String, Problem> {
+        let media_type = self.content_type.as_str();
+        if !accepted.iter().any(|a| a.as_ref() == media_type) {
+            let accepted: Vec<&str> = accepted.iter().map(AsRef::as_ref).collect();
             return Err(Problem::invalid_field(
                 "contentType",
                 format!("must be one of {}", accepted.join(", ")),
             ));
         }
-        let limit = content.config().activity_output_max_bytes;
         if self.size > limit {
             return Err(Problem::invalid_field(
                 "size",
@@ -657,7 +661,7 @@ impl DeclaredUpload {
                 "must be 64 lower-case hex digits",
             ));
         }
-        Ok(media_type)
+        Ok(media_type.to_string())
     }
 }
 
@@ -666,7 +670,7 @@ impl DeclaredUpload {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectUpload {
-    /// The upload's ref: confirm it at `.../output/uploads/{ref}/confirm`.
+    /// The upload's ref: confirm it at `.../uploads/{ref}/confirm`.
     #[serde(rename = "ref")]
     pub upload_ref: String,
     /// Always `PUT`.
@@ -676,6 +680,40 @@ pub struct DirectUpload {
     /// Headers the PUT must send as they are (they are signed).
     pub headers: std::collections::BTreeMap<String, String>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to a direct upload's start, for every entity: a pre-signed
+/// PUT of exactly `key` (a new key under the tenant's prefix, named by
+/// `upload_ref`) with the declared type and size in its signature;
+/// `uploads` is the path the upload's confirm lies under.
+pub async fn start_direct_upload(
+    content: &Content,
+    key: &str,
+    media_type: &str,
+    size: u64,
+    upload_ref: String,
+    uploads: &str,
+) -> Result<Response, Problem> {
+    let presigned = content
+        .presign_put(key, media_type, size)
+        .await
+        .map_err(content_problem)?;
+    let location = format!("{uploads}/{upload_ref}");
+    let mut response = (
+        StatusCode::CREATED,
+        Json(DirectUpload {
+            upload_ref,
+            method: "PUT".to_string(),
+            url: presigned.url,
+            headers: presigned.headers.into_iter().collect(),
+            expires_at: presigned.expires_at,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
 }
 
 /// Starts a direct upload of an activity's output: a pre-signed PUT for a
@@ -708,7 +746,10 @@ pub async fn start_upload(
 ) -> Result<Response, Problem> {
     let content = state.content()?;
     check_writable(&caller, &path.record_ref).await?;
-    let media_type = declared.check(content)?;
+    let media_type = declared.check(
+        &content.config().activity_output_types,
+        content.config().activity_output_max_bytes,
+    )?;
     let upload_ref = ulid::Ulid::generate().to_string();
     let key = outputs::upload_key(
         &caller.tenant_ref,
@@ -717,29 +758,19 @@ pub async fn start_upload(
         &media_type,
     )
     .map_err(content_problem)?;
-    let presigned = content
-        .presign_put(&key, &media_type, declared.size)
-        .await
-        .map_err(content_problem)?;
-    let location = format!(
-        "/v1/tenants/{}/activities/{}/output/uploads/{upload_ref}",
+    let uploads = format!(
+        "/v1/tenants/{}/activities/{}/output/uploads",
         caller.tenant_ref, path.record_ref
     );
-    let mut response = (
-        StatusCode::CREATED,
-        Json(DirectUpload {
-            upload_ref,
-            method: "PUT".to_string(),
-            url: presigned.url,
-            headers: presigned.headers.into_iter().collect(),
-            expires_at: presigned.expires_at,
-        }),
+    start_direct_upload(
+        content,
+        &key,
+        &media_type,
+        declared.size,
+        upload_ref,
+        &uploads,
     )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    .await
 }
 
 /// Confirms a direct upload: the object must exist with the declared size
@@ -772,7 +803,10 @@ pub async fn confirm_upload(
 ) -> Result<Response, Problem> {
     let content = state.content()?;
     check_writable(&caller, &path.record_ref).await?;
-    let media_type = declared.check(content)?;
+    let media_type = declared.check(
+        &content.config().activity_output_types,
+        content.config().activity_output_max_bytes,
+    )?;
     let document = outputs::confirm(
         content,
         &caller.tenant_ref,

@@ -16,10 +16,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::DataState;
+use super::body::JsonBody;
 use super::collection::{self, problem};
 use super::content::{
-    Caller, OutputUrl, Served, body_type, content_etag, content_problem, not_writable, presign,
-    serve,
+    Caller, DeclaredUpload, DirectUpload, OutputUrl, Served, UploadPath, body_type, content_etag,
+    content_problem, not_writable, presign, serve, start_direct_upload,
 };
 use super::extract::{RecordPath, Work, parse_ref};
 use crate::api::problem::Problem;
@@ -35,8 +36,12 @@ pub fn routes() -> OpenApiRouter<DataState> {
     OpenApiRouter::new()
         .routes(routes!(put_run_part, get_run_part))
         .routes(routes!(run_part_url))
+        .routes(routes!(start_run_part_upload))
+        .routes(routes!(confirm_run_part_upload))
         .routes(routes!(put_strategy_content, get_strategy_content))
         .routes(routes!(strategy_content_url))
+        .routes(routes!(start_strategy_upload))
+        .routes(routes!(confirm_strategy_upload))
         .routes(routes!(get_blog_post_content))
         .routes(routes!(blog_post_content_url))
         .routes(routes!(get_social_post_content))
@@ -141,6 +146,26 @@ pub struct PartParams {
     part: OnboardingPart,
 }
 
+/// `{tenantRef}`, `{ref}`, `{part}` and `{uploadRef}` of a direct upload
+/// of a run's part, as documented.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct PartUploadParams {
+    /// The tenant's ref (ULID).
+    #[param(rename = "tenantRef", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    tenant_ref: String,
+    /// The onboarding run's ref (ULID).
+    #[param(rename = "ref", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    record_ref: String,
+    /// `scraped-text`, `research` or `context-file`.
+    #[param(inline)]
+    part: OnboardingPart,
+    /// The upload's ref (ULID), from its start.
+    #[param(rename = "uploadRef", pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+    upload_ref: String,
+}
+
 /// `{tenantRef}`, `{ref}` and `{part}` of a run's part. The part is judged
 /// by [`PartPath::part`], after the token, so that a request without a
 /// valid one learns nothing.
@@ -149,6 +174,8 @@ pub struct PartPath {
     pub tenant_ref: String,
     pub record_ref: String,
     raw_part: String,
+    /// `{uploadRef}`, on a direct upload's confirm.
+    pub upload_ref: Option<String>,
 }
 
 impl PartPath {
@@ -175,16 +202,23 @@ impl<S: Send + Sync> FromRequestParts<S> for PartPath {
             #[serde(rename = "ref")]
             record_ref: String,
             part: String,
+            #[serde(rename = "uploadRef")]
+            upload_ref: Option<String>,
         }
         let axum::extract::Path(raw) = axum::extract::Path::<Raw>::from_request_parts(parts, state)
             .await
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
         let tenant_ref = parse_ref("tenantRef", &raw.tenant_ref)?;
         let record_ref = parse_ref("ref", &raw.record_ref)?;
+        let upload_ref = match raw.upload_ref {
+            Some(upload_ref) => Some(parse_ref("uploadRef", &upload_ref)?),
+            None => None,
+        };
         Ok(PartPath {
             tenant_ref,
             record_ref,
             raw_part: raw.part,
+            upload_ref,
         })
     }
 }
@@ -252,13 +286,7 @@ pub async fn put_run_part(
     let run: OnboardingRun = current(&caller, &RUNS, &path.record_ref).await?;
     let wire_part = path.part()?;
     let part = Part::from(wire_part);
-    if !part.writable_in().contains(&run.status.as_str()) {
-        return Err(content_problem(ContentError::NotWritable {
-            entity: "onboarding run",
-            current: run.status,
-            allowed: part.writable_in().iter().map(|s| s.to_string()).collect(),
-        }));
-    }
+    run_writable(&run, part)?;
     let limit = content.config().onboarding_max_bytes;
     let media_type = body_type(&headers, part.media_types(), limit)?;
     let stored = onboarding::store(
@@ -271,32 +299,208 @@ pub async fn put_run_part(
     )
     .await
     .map_err(content_problem)?;
+    point_run_part(&caller, &path.record_ref, wire_part, stored).await
+}
 
+/// 409 unless the run is in a state that takes the part.
+fn run_writable(run: &OnboardingRun, part: Part) -> Result<(), Problem> {
+    if part.writable_in().contains(&run.status.as_str()) {
+        return Ok(());
+    }
+    Err(content_problem(ContentError::NotWritable {
+        entity: "onboarding run",
+        current: run.status.clone(),
+        allowed: part.writable_in().iter().map(|s| s.to_string()).collect(),
+    }))
+}
+
+/// Step three of a part's write (a PUT or a confirmed upload): the run
+/// points at its document and moves on where the part ends a stage.
+async fn point_run_part(
+    caller: &Caller,
+    run_ref: &str,
+    wire_part: OnboardingPart,
+    stored: StoredPart,
+) -> Result<Response, Problem> {
+    let part = Part::from(wire_part);
     let mut work = caller.begin().await?;
     let (before, after) = onboarding::point(
         &work.pg,
         &mut work.tx,
         work.tenant_id,
-        &path.record_ref,
+        run_ref,
         part,
         &work.actor.token_name,
     )
     .await
     .map_err(|e| point_problem(&RUNS, "onboarding run", part.writable_in(), e))?;
     let moved = before.status != after.status;
-    audit_and_commit(work, &RUNS, &path.record_ref, &before, &after, moved).await?;
+    audit_and_commit(work, &RUNS, run_ref, &before, &after, moved).await?;
+    Ok(run_part_created(
+        caller,
+        run_ref,
+        wire_part,
+        &after.status,
+        stored,
+    ))
+}
+
+fn run_part_created(
+    caller: &Caller,
+    run_ref: &str,
+    wire_part: OnboardingPart,
+    status: &str,
+    stored: StoredPart,
+) -> Response {
     let location = format!(
-        "/v1/tenants/{}/onboarding-runs/{}/content/{}",
+        "/v1/tenants/{}/onboarding-runs/{run_ref}/content/{}",
+        caller.tenant_ref,
+        Part::from(wire_part).name()
+    );
+    let sha256 = stored.sha256.clone();
+    created(
+        location,
+        &sha256,
+        run_content(wire_part, run_ref, status, stored),
+    )
+}
+
+/// Starts a direct upload of a part of an onboarding run: a pre-signed PUT
+/// for a new key under `{tenantRef}/onboarding/{runRef}/`, with the
+/// declared media type (one the part takes) and size (at most
+/// `content.onboarding_max_bytes`) bound into the signature. The run must
+/// be in a state that takes the part. Nothing points at the upload until
+/// it is confirmed; an unconfirmed upload is an orphan.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/onboarding-runs/{ref}/content/{part}/uploads",
+    tag = "onboarding-runs",
+    operation_id = "startOnboardingRunContentUpload",
+    summary = "Start a direct upload of a part of an onboarding run (pre-signed PUT)",
+    params(PartParams),
+    request_body = DeclaredUpload,
+    responses(
+        (status = 201, description = "PUT the bytes to the URL, then confirm", body = DirectUpload),
+        (status = 404, description = "No such run (or deleted), or no such part",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run is in a state that takes no such part",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unacceptable declaration",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_run_part_upload(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: PartPath,
+    JsonBody(declared): JsonBody<DeclaredUpload>,
+) -> Result<Response, Problem> {
+    let content: &Content = state.content()?;
+    let run: OnboardingRun = current(&caller, &RUNS, &path.record_ref).await?;
+    let part = Part::from(path.part()?);
+    run_writable(&run, part)?;
+    let media_type = declared.check(part.media_types(), content.config().onboarding_max_bytes)?;
+    let upload_ref = ulid::Ulid::generate().to_string();
+    let key = onboarding::upload_key(
+        &caller.tenant_ref,
+        &path.record_ref,
+        part,
+        &upload_ref,
+        &media_type,
+    )
+    .map_err(content_problem)?;
+    let uploads = format!(
+        "/v1/tenants/{}/onboarding-runs/{}/content/{}/uploads",
         caller.tenant_ref,
         path.record_ref,
         part.name()
     );
-    let sha256 = stored.sha256.clone();
-    Ok(created(
-        location,
-        &sha256,
-        run_content(wire_part, &path.record_ref, &after.status, stored),
-    ))
+    start_direct_upload(
+        content,
+        &key,
+        &media_type,
+        declared.size,
+        upload_ref,
+        &uploads,
+    )
+    .await
+}
+
+/// Confirms a direct upload of a part: the object must exist with the
+/// declared size and SHA-256 (strata reads it back) before the run's
+/// document and pointer are written; then the run moves on as with a PUT
+/// of the part. Confirming again after a success changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/onboarding-runs/{ref}/content/{part}/uploads/{uploadRef}/confirm",
+    tag = "onboarding-runs",
+    operation_id = "confirmOnboardingRunContentUpload",
+    summary = "Confirm a direct upload of a part of an onboarding run",
+    params(PartUploadParams),
+    request_body = DeclaredUpload,
+    responses(
+        (status = 201, description = "Confirmed; the run moved on where the part ends a stage",
+         body = OnboardingContent),
+        (status = 404, description = "No such run (or deleted), or no such part",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing uploaded yet, or the run takes no such part now",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The upload differs from the declaration",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm_run_part_upload(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: PartPath,
+    JsonBody(declared): JsonBody<DeclaredUpload>,
+) -> Result<Response, Problem> {
+    let content: &Content = state.content()?;
+    let run: OnboardingRun = current(&caller, &RUNS, &path.record_ref).await?;
+    let wire_part = path.part()?;
+    let part = Part::from(wire_part);
+    let upload_ref = path
+        .upload_ref
+        .as_deref()
+        .ok_or_else(|| Problem::not_found("no upload ref in the path"))?;
+    let media_type = declared.check(part.media_types(), content.config().onboarding_max_bytes)?;
+    if run_writable(&run, part).is_err() && run.research_ref.is_some() {
+        // A confirm repeated after its run moved on: the same answer.
+        let key = onboarding::upload_key(
+            &caller.tenant_ref,
+            &path.record_ref,
+            part,
+            upload_ref,
+            &media_type,
+        )
+        .map_err(content_problem)?;
+        let held = onboarding::holding(content, &caller.tenant_ref, &path.record_ref, part, &key)
+            .await
+            .map_err(content_problem)?;
+        if let Some(stored) = held {
+            return Ok(run_part_created(
+                &caller,
+                &path.record_ref,
+                wire_part,
+                &run.status,
+                stored,
+            ));
+        }
+    }
+    run_writable(&run, part)?;
+    let stored = onboarding::confirm(
+        content,
+        &caller.tenant_ref,
+        &path.record_ref,
+        part,
+        upload_ref,
+        &media_type,
+        declared.size,
+        &declared.sha256,
+    )
+    .await
+    .map_err(content_problem)?;
+    point_run_part(&caller, &path.record_ref, wire_part, stored).await
 }
 
 fn run_content(
@@ -486,16 +690,7 @@ pub async fn put_strategy_content(
 ) -> Result<Response, Problem> {
     let content: &Content = state.content()?;
     let strategy: Strategy = current(&caller, &STRATEGIES, &path.record_ref).await?;
-    if !strategies::WRITABLE_IN.contains(&strategy.status.as_str()) {
-        return Err(content_problem(ContentError::NotWritable {
-            entity: "strategy",
-            current: strategy.status,
-            allowed: strategies::WRITABLE_IN
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        }));
-    }
+    strategy_writable(&strategy)?;
     let limit = content.config().strategy_max_bytes;
     let media_type = body_type(&headers, &[strategies::MEDIA_TYPE], limit)?;
     let document = strategies::store(
@@ -507,28 +702,169 @@ pub async fn put_strategy_content(
     )
     .await
     .map_err(content_problem)?;
+    point_strategy(&caller, &path.record_ref, &document).await
+}
 
+/// 409 unless the strategy is a draft.
+fn strategy_writable(strategy: &Strategy) -> Result<(), Problem> {
+    if strategies::WRITABLE_IN.contains(&strategy.status.as_str()) {
+        return Ok(());
+    }
+    Err(content_problem(ContentError::NotWritable {
+        entity: "strategy",
+        current: strategy.status.clone(),
+        allowed: strategies::WRITABLE_IN
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }))
+}
+
+/// Step three of a version's write (a PUT or a confirmed upload): the
+/// strategy, still a draft, points at it.
+async fn point_strategy(
+    caller: &Caller,
+    strategy_ref: &str,
+    document: &StrategyDocument,
+) -> Result<Response, Problem> {
     let mut work = caller.begin().await?;
     let (before, after) = strategies::point(
         &work.pg,
         &mut work.tx,
         work.tenant_id,
-        &path.record_ref,
+        strategy_ref,
         &document.ref_id,
         &work.actor.token_name,
     )
     .await
     .map_err(|e| point_problem(&STRATEGIES, "strategy", &strategies::WRITABLE_IN, e))?;
-    audit_and_commit(work, &STRATEGIES, &path.record_ref, &before, &after, false).await?;
+    audit_and_commit(work, &STRATEGIES, strategy_ref, &before, &after, false).await?;
+    Ok(strategy_created(caller, strategy_ref, document))
+}
+
+fn strategy_created(caller: &Caller, strategy_ref: &str, document: &StrategyDocument) -> Response {
     let location = format!(
-        "/v1/tenants/{}/strategies/{}/content",
+        "/v1/tenants/{}/strategies/{strategy_ref}/content",
+        caller.tenant_ref
+    );
+    created(location, &document.sha256, StrategyContent::from(document))
+}
+
+/// Starts a direct upload of a new version of a draft strategy's content:
+/// a pre-signed PUT (Markdown, at most `content.strategy_max_bytes`, type
+/// and size bound into the signature) for a new key under
+/// `{tenantRef}/strategies/{ref}/uploads/`. The version number is taken
+/// when the upload is confirmed. An unconfirmed upload is an orphan.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/strategies/{ref}/content/uploads",
+    tag = "strategies",
+    operation_id = "startStrategyContentUpload",
+    summary = "Start a direct upload of a draft strategy's content (pre-signed PUT)",
+    params(RecordPath),
+    request_body = DeclaredUpload,
+    responses(
+        (status = 201, description = "PUT the bytes to the URL, then confirm", body = DirectUpload),
+        (status = 404, description = "No such strategy (or deleted)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a draft",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unacceptable declaration",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_strategy_upload(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: RecordPath,
+    JsonBody(declared): JsonBody<DeclaredUpload>,
+) -> Result<Response, Problem> {
+    let content: &Content = state.content()?;
+    let strategy: Strategy = current(&caller, &STRATEGIES, &path.record_ref).await?;
+    strategy_writable(&strategy)?;
+    let media_type = declared.check(
+        &[strategies::MEDIA_TYPE],
+        content.config().strategy_max_bytes,
+    )?;
+    let upload_ref = ulid::Ulid::generate().to_string();
+    let key = strategies::upload_key(&caller.tenant_ref, &path.record_ref, &upload_ref);
+    let uploads = format!(
+        "/v1/tenants/{}/strategies/{}/content/uploads",
         caller.tenant_ref, path.record_ref
     );
-    Ok(created(
-        location,
-        &document.sha256,
-        StrategyContent::from(&document),
-    ))
+    start_direct_upload(
+        content,
+        &key,
+        &media_type,
+        declared.size,
+        upload_ref,
+        &uploads,
+    )
+    .await
+}
+
+/// Confirms a direct upload of a strategy's content: the object must exist
+/// with the declared size and SHA-256 (strata reads it back); it becomes
+/// the next version (`v{n}.md`, copied inside S3), its document is
+/// written, and the strategy, still a draft, points at it. Confirming
+/// again after a success changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenantRef}/strategies/{ref}/content/uploads/{uploadRef}/confirm",
+    tag = "strategies",
+    operation_id = "confirmStrategyContentUpload",
+    summary = "Confirm a direct upload of a draft strategy's content",
+    params(UploadPath),
+    request_body = DeclaredUpload,
+    responses(
+        (status = 201, description = "Confirmed; the strategy points at the new version",
+         body = StrategyContent),
+        (status = 404, description = "No such strategy (or deleted)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing uploaded yet, not a draft, or a concurrent write took the version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The upload differs from the declaration",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn confirm_strategy_upload(
+    State(state): State<DataState>,
+    caller: Caller,
+    path: UploadPath,
+    JsonBody(declared): JsonBody<DeclaredUpload>,
+) -> Result<Response, Problem> {
+    let content: &Content = state.content()?;
+    let strategy: Strategy = current(&caller, &STRATEGIES, &path.record_ref).await?;
+    declared.check(
+        &[strategies::MEDIA_TYPE],
+        content.config().strategy_max_bytes,
+    )?;
+    if strategy_writable(&strategy).is_err() {
+        // A confirm repeated after the strategy moved on: the same answer.
+        let done = strategies::confirmed(
+            content,
+            &caller.tenant_ref,
+            &path.record_ref,
+            &path.upload_ref,
+        )
+        .await
+        .map_err(content_problem)?;
+        if let Some(document) = done.filter(|d| strategy.content_ref.as_ref() == Some(&d.ref_id)) {
+            return Ok(strategy_created(&caller, &path.record_ref, &document));
+        }
+    }
+    strategy_writable(&strategy)?;
+    let document = strategies::confirm(
+        content,
+        &caller.tenant_ref,
+        &path.record_ref,
+        &path.upload_ref,
+        declared.size,
+        &declared.sha256,
+    )
+    .await
+    .map_err(content_problem)?;
+    point_strategy(&caller, &path.record_ref, &document).await
 }
 
 async fn strategy_content_of(
