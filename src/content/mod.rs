@@ -174,6 +174,17 @@ pub struct Stored {
     pub version_id: Option<String>,
 }
 
+/// One version (or delete marker) of a key, as S3 lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub version_id: String,
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// The key's current version (or marker).
+    pub latest: bool,
+    pub delete_marker: bool,
+}
+
 /// An object being read: its bytes and what S3 said about them.
 pub struct Object {
     pub body: ByteStream,
@@ -667,7 +678,25 @@ impl Content {
     /// Every key under `prefix` that ever had a version (delete markers
     /// included): what a new key must not reuse.
     pub async fn keys_ever(&self, prefix: &str) -> Result<Vec<String>, ContentError> {
-        let mut keys = Vec::new();
+        let mut keys: Vec<String> = self
+            .versions(Some(prefix))
+            .await?
+            .into_iter()
+            .map(|v| v.key)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Every version and delete marker under `prefix` (the whole bucket
+    /// with `None`), versions first, each key's newest first as S3 lists
+    /// them.
+    pub async fn versions(&self, prefix: Option<&str>) -> Result<Vec<Listed>, ContentError> {
+        let time = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+            t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        };
+        let mut listed = Vec::new();
         let mut key_marker: Option<String> = None;
         let mut version_marker: Option<String> = None;
         loop {
@@ -675,22 +704,34 @@ impl Content {
                 .s3
                 .list_object_versions()
                 .bucket(&self.bucket)
-                .prefix(prefix)
+                .set_prefix(prefix.map(str::to_string))
                 .set_key_marker(key_marker.take())
                 .set_version_id_marker(version_marker.take())
                 .send()
                 .await
                 .map_err(|e| ContentError::of_s3("ListObjectVersions", e))?;
-            keys.extend(
-                page.versions()
-                    .iter()
-                    .filter_map(|v| v.key().map(str::to_string)),
-            );
-            keys.extend(
-                page.delete_markers()
-                    .iter()
-                    .filter_map(|m| m.key().map(str::to_string)),
-            );
+            for v in page.versions() {
+                if let (Some(key), Some(id)) = (v.key(), v.version_id()) {
+                    listed.push(Listed {
+                        key: key.to_string(),
+                        version_id: id.to_string(),
+                        modified: time(v.last_modified()),
+                        latest: v.is_latest() == Some(true),
+                        delete_marker: false,
+                    });
+                }
+            }
+            for m in page.delete_markers() {
+                if let (Some(key), Some(id)) = (m.key(), m.version_id()) {
+                    listed.push(Listed {
+                        key: key.to_string(),
+                        version_id: id.to_string(),
+                        modified: time(m.last_modified()),
+                        latest: m.is_latest() == Some(true),
+                        delete_marker: true,
+                    });
+                }
+            }
             if page.is_truncated() != Some(true) {
                 break;
             }
@@ -700,9 +741,7 @@ impl Content {
                 break;
             }
         }
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+        Ok(listed)
     }
 
     /// Whether `key` exists in the content bucket.

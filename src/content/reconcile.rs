@@ -293,62 +293,22 @@ async fn list_versions(
     content: &Content,
     prefix: Option<String>,
 ) -> Result<HashMap<String, Vec<Version>>, ContentError> {
-    let time = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
-        t.and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
-    };
-    let mut listed: Vec<(String, bool, Version)> = Vec::new();
-    let mut key_marker: Option<String> = None;
-    let mut version_marker: Option<String> = None;
-    loop {
-        let page = content
-            .s3()
-            .list_object_versions()
-            .bucket(content.bucket())
-            .set_prefix(prefix.clone())
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await
-            .map_err(|e| ContentError::of_s3("ListObjectVersions", e))?;
-        for v in page.versions() {
-            if let (Some(key), Some(id)) = (v.key(), v.version_id()) {
-                let version = Version {
-                    id: id.to_string(),
-                    modified: time(v.last_modified()),
-                    delete_marker: false,
-                };
-                listed.push((key.to_string(), v.is_latest() == Some(true), version));
-            }
-        }
-        for m in page.delete_markers() {
-            if let (Some(key), Some(id)) = (m.key(), m.version_id()) {
-                let marker = Version {
-                    id: id.to_string(),
-                    modified: time(m.last_modified()),
-                    delete_marker: true,
-                };
-                listed.push((key.to_string(), m.is_latest() == Some(true), marker));
-            }
-        }
-        if page.is_truncated() != Some(true) {
-            break;
-        }
-        key_marker = page.next_key_marker().map(str::to_string);
-        version_marker = page.next_version_id_marker().map(str::to_string);
-        if key_marker.is_none() {
-            break;
-        }
-    }
-    // Versions and markers come in two lists: merge them per key, the
-    // latest first, then by time (newest first).
-    listed.sort_by(|(ka, la, a), (kb, lb, b)| {
-        ka.cmp(kb)
-            .then(lb.cmp(la))
+    let mut listed = content.versions(prefix.as_deref()).await?;
+    // Versions and markers come in two lists: per key, the latest first,
+    // then newest first (a stable sort keeps S3's order in a tie).
+    listed.sort_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then(b.latest.cmp(&a.latest))
             .then(b.modified.cmp(&a.modified))
     });
     let mut by_key: HashMap<String, Vec<Version>> = HashMap::new();
-    for (key, _, version) in listed {
-        by_key.entry(key).or_default().push(version);
+    for v in listed {
+        by_key.entry(v.key).or_default().push(Version {
+            id: v.version_id,
+            modified: v.modified,
+            delete_marker: v.delete_marker,
+        });
     }
     Ok(by_key)
 }
