@@ -323,3 +323,21 @@ fn batch_limits_are_validated_naming_their_keys() {
         Ok(())
     });
 }
+
+#[test]
+fn the_reconcile_grace_stays_below_the_noncurrent_expiry() {
+    in_jail(|jail| {
+        jail.set_env("STRATA_S3__NONCURRENT_VERSION_EXPIRY_DAYS", "2");
+        jail.set_env("STRATA_CONTENT__RECONCILE_GRACE_HOURS", "47");
+        let keys = invalid_keys(load_in_jail(jail, None).expect_err("grace too long"));
+        assert_eq!(keys[0].key, "content.reconcile_grace_hours", "{keys:?}");
+        assert!(keys[0].reason.contains("noncurrent"), "{keys:?}");
+        jail.set_env("STRATA_CONTENT__RECONCILE_GRACE_HOURS", "24");
+        load_in_jail(jail, None).map_err(|e| e.to_string())?;
+        // No periodic pass: nothing to keep below.
+        jail.set_env("STRATA_CONTENT__RECONCILE_GRACE_HOURS", "47");
+        jail.set_env("STRATA_CONTENT__RECONCILE_INTERVAL_SECS", "0");
+        load_in_jail(jail, None).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}

@@ -173,6 +173,26 @@ impl Config {
             bad("api.max_json_depth", "must be between 2 and 128".into());
         }
         self.content.check(&mut bad);
+        // A version put over a recorded one leaves the recorded one
+        // noncurrent; reconciliation must remove it before the bucket's
+        // lifecycle rule expires the recorded version.
+        let expiry_hours = u64::from(self.s3.noncurrent_version_expiry_days) * 24;
+        if self.content.reconcile_interval_secs > 0
+            && u64::from(self.content.reconcile_grace_hours)
+                + self.content.reconcile_interval_secs / 3600
+                + 1
+                >= expiry_hours
+        {
+            bad(
+                "content.reconcile_grace_hours",
+                format!(
+                    "with content.reconcile_interval_secs, must stay below \
+                     s3.noncurrent_version_expiry_days ({expiry_hours} hours): \
+                     reconciliation must reclaim a version put over a recorded one before \
+                     the lifecycle rule expires the recorded version"
+                ),
+            );
+        }
         if !(1..=10_000).contains(&self.api.max_batch_items) {
             bad("api.max_batch_items", "must be between 1 and 10000".into());
         }
