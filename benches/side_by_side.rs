@@ -351,7 +351,7 @@ async fn begin(b: &Bench, read_only: bool) -> Result<Tx, String> {
 fn get_sql() -> String {
     format!(
         "SELECT {} FROM activities t WHERE t.tenant_id = $1 AND t.deleted_on IS NULL \
-           AND t.ref_id = $2::ulid",
+           AND t.ref_id = $2",
         activities::TABLE.columns()
     )
 }
@@ -451,7 +451,7 @@ async fn split_write(b: &Bench, get: &str, sequence: u64) -> Result<(), String> 
     let sql = format!(
         "UPDATE activities AS t SET output_ref = $3::ulid, status = 'succeeded', \
            finished_on = coalesce(t.finished_on, now()) \
-         WHERE t.tenant_id = $1 AND t.deleted_on IS NULL AND t.ref_id = $2::ulid \
+         WHERE t.tenant_id = $1 AND t.deleted_on IS NULL AND t.ref_id = $2 \
          RETURNING {}",
         activities::TABLE.columns()
     );
@@ -564,7 +564,7 @@ async fn record_list(b: &Bench) -> Result<(), String> {
     let mut tx = begin(b, true).await?;
     let sql = format!(
         "SELECT {} FROM activities t WHERE t.tenant_id = $1 AND t.deleted_on IS NULL \
-           AND ($2::ulid IS NULL OR t.ref_id > $2::ulid) \
+           AND ($2::text IS NULL OR t.ref_id > $2) \
            AND ($4::text IS NULL OR t.status = $4) \
            AND ($5::timestamptz IS NULL OR t.created_on >= $5) \
            AND ($6::timestamptz IS NULL OR t.created_on < $6) \
