@@ -247,7 +247,7 @@ pub async fn create_global(
     .execute(&mut *tx)
     .await?;
     let created: Skill = pg
-        .query_as(global_select("AND t.content_ref = $1::ulid"))
+        .query_as(global_select("AND t.content_ref = $1"))
         .bind(&content_ref)
         .fetch_one(&mut *tx)
         .await?;
@@ -274,7 +274,7 @@ pub async fn get_global(
 ) -> Result<(Skill, Option<SkillText>), RecordError> {
     let mut tx = pg.begin_admin().await?;
     let skill: Skill = pg
-        .query_as(global_select("AND t.ref_id = $1::ulid"))
+        .query_as(global_select("AND t.ref_id = $1"))
         .bind(skill_ref)
         .fetch_optional(&mut *tx)
         .await?
@@ -317,7 +317,7 @@ pub async fn update_global(
     let content_ref = write(mongo, GLOBAL, &text).await?;
     let mut tx = pg.begin_admin().await?;
     let locked: Skill = pg
-        .query_as(global_select("AND t.ref_id = $1::ulid FOR UPDATE"))
+        .query_as(global_select("AND t.ref_id = $1 FOR UPDATE"))
         .bind(skill_ref)
         .fetch_optional(&mut *tx)
         .await?
@@ -329,7 +329,7 @@ pub async fn update_global(
     }
     pg.query(
         "UPDATE skills SET name = $2, content_ref = $3::ulid \
-         WHERE tenant_id IS NULL AND ref_id = $1::ulid",
+         WHERE tenant_id IS NULL AND ref_id = $1",
     )
     .bind(skill_ref)
     .bind(&text.name)
@@ -337,7 +337,7 @@ pub async fn update_global(
     .execute(&mut *tx)
     .await?;
     let updated: Skill = pg
-        .query_as(global_select("AND t.ref_id = $1::ulid"))
+        .query_as(global_select("AND t.ref_id = $1"))
         .bind(skill_ref)
         .fetch_one(&mut *tx)
         .await?;
@@ -360,7 +360,7 @@ pub async fn delete_global(
 ) -> Result<(), RecordError> {
     let mut tx = pg.begin_admin().await?;
     let locked: Skill = pg
-        .query_as(global_select("AND t.ref_id = $1::ulid FOR UPDATE"))
+        .query_as(global_select("AND t.ref_id = $1 FOR UPDATE"))
         .bind(skill_ref)
         .fetch_optional(&mut *tx)
         .await?
@@ -368,7 +368,7 @@ pub async fn delete_global(
     if if_match.is_some_and(|v| v != locked.etag) {
         return Err(RecordError::StaleVersion);
     }
-    pg.query("UPDATE skills SET deleted_on = now() WHERE tenant_id IS NULL AND ref_id = $1::ulid")
+    pg.query("UPDATE skills SET deleted_on = now() WHERE tenant_id IS NULL AND ref_id = $1")
         .bind(skill_ref)
         .execute(&mut *tx)
         .await?;

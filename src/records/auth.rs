@@ -7,6 +7,7 @@
 //! next request, on every instance: nothing is cached.
 
 use sha2::{Digest, Sha256};
+use sqlx::Row;
 
 use super::{RecordError, Tx};
 use crate::stores::postgres::Postgres;
@@ -83,19 +84,8 @@ pub async fn begin(
         pg.begin().await?
     };
     // The function also sets strata.tenant_id (transaction-local) on "ok".
-    let (outcome, token_ref, token_name, tenant_id): (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<uuid::Uuid>,
-    ) = pg
-        .query_as(
-            "SELECT outcome, token_ref, token_name, tenant_id FROM strata_authenticate($1, $2)",
-        )
-        .bind(&secret_sha256(token)[..])
-        .bind(tenant_ref)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (outcome, token_ref, token_name, tenant_id) =
+        authenticate(pg, &mut tx, token, tenant_ref).await?;
     let refused = match (outcome.as_str(), tenant_id, token_ref, token_name) {
         ("ok", Some(tenant_id), Some(token_ref), Some(token_name)) => {
             return Ok(Session {
@@ -116,4 +106,49 @@ pub async fn begin(
     };
     tx.rollback().await?;
     Err(refused)
+}
+
+/// What `strata_authenticate()` answered: outcome, token ref and name,
+/// tenant id.
+type Answer = (String, Option<String>, Option<String>, Option<uuid::Uuid>);
+
+/// Calls `strata_authenticate()` in `tx`. Through PgBouncer every bound
+/// statement costs two round trips (parse and describe, then bind and
+/// execute: transaction pooling allows no cached statement), so this call,
+/// made by every request, goes as one simple query instead. Its two values
+/// are inlined as literals that cannot carry SQL: the hash as hex digits,
+/// the tenant's ref only when it is letters and digits (a ULID, as the API
+/// checked; anything else takes the bound statement).
+async fn authenticate(
+    pg: &Postgres,
+    tx: &mut Tx,
+    token: &str,
+    tenant_ref: &str,
+) -> Result<Answer, sqlx::Error> {
+    let hash = secret_sha256(token);
+    if tenant_ref.is_empty() || !tenant_ref.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return pg
+            .query_as(
+                "SELECT outcome, token_ref, token_name, tenant_id \
+                 FROM strata_authenticate($1, $2)",
+            )
+            .bind(&hash[..])
+            .bind(tenant_ref)
+            .fetch_one(&mut **tx)
+            .await;
+    }
+    let sql = format!(
+        "SELECT outcome, token_ref, token_name, tenant_id \
+         FROM strata_authenticate('\\x{}'::bytea, '{tenant_ref}')",
+        hex::encode(hash)
+    );
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    ))
 }

@@ -121,7 +121,7 @@ impl Field {
             Kind::Inet => format!("($3->>'{wire}')::inet"),
             Kind::ActivityRef => format!(
                 "(SELECT x.id FROM activities x WHERE x.tenant_id = $1 \
-                 AND x.ref_id = ($3->>'{wire}')::ulid AND x.deleted_on IS NULL)"
+                 AND x.ref_id = ($3->>'{wire}') AND x.deleted_on IS NULL)"
             ),
         }
     }
@@ -393,6 +393,12 @@ where
     Ok(created)
 }
 
+// Refs are compared as text (`t.ref_id = $2`), never cast to the `ulid`
+// domain in a WHERE clause: PostgreSQL does not fold a domain cast into a
+// constant, so it skipped the ref's index and re-checked the domain's regex
+// on every row of a sequential scan (a GET took 380 ms over 21,000 rows,
+// 0.08 ms compared as text; found by the side-by-side bench). The refs are
+// ULIDs already: the API checks them, and cursors hold parsed ones.
 pub async fn get<R>(
     pg: &Postgres,
     tx: &mut Tx,
@@ -404,7 +410,7 @@ where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
     let sql = format!(
-        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id = $2::ulid",
+        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id = $2",
         select = table.columns(),
         name = table.name,
         visible = table.visible(true),
@@ -463,7 +469,7 @@ where
     R: for<'r> sqlx::FromRow<'r, PgRow> + Versioned + Send + Unpin,
 {
     let sql = format!(
-        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id = $2::ulid FOR UPDATE",
+        "SELECT {select} FROM {name} t WHERE {visible} AND t.ref_id = $2 FOR UPDATE",
         select = table.columns(),
         name = table.name,
         visible = table.visible(false),
@@ -502,7 +508,7 @@ where
     };
     let sql = format!(
         "SELECT {select} FROM {name} t WHERE {visible} \
-           AND ($2::ulid IS NULL OR t.ref_id > $2::ulid) {status} \
+           AND ($2::text IS NULL OR t.ref_id > $2) {status} \
            AND ($5::timestamptz IS NULL OR t.created_on >= $5) \
            AND ($6::timestamptz IS NULL OR t.created_on < $6) \
          ORDER BY t.ref_id LIMIT $3",
@@ -662,7 +668,7 @@ where
     for step in table.before.iter().filter(|b| b.to.contains(&to)) {
         let sql = format!(
             "SELECT {select} FROM {name} t WHERE t.tenant_id = $1 AND t.deleted_on IS NULL \
-             AND t.ref_id <> $2::ulid AND ({which}) ORDER BY t.id FOR UPDATE",
+             AND t.ref_id <> $2 AND ({which}) ORDER BY t.id FOR UPDATE",
             select = table.columns(),
             name = table.name,
             which = step.which,
@@ -675,7 +681,7 @@ where
             .await?;
         let sql = format!(
             "UPDATE {name} AS t SET status = $3, {set} \
-             WHERE t.tenant_id = $1 AND t.ref_id = $2::ulid RETURNING {select}",
+             WHERE t.tenant_id = $1 AND t.ref_id = $2 RETURNING {select}",
             name = table.name,
             set = step.set,
             select = table.columns(),
@@ -714,7 +720,7 @@ where
     assignments.extend(effects.iter().map(|e| e.to_string()));
     let sql = format!(
         "UPDATE {name} AS t SET {assignments} \
-         WHERE t.tenant_id = $1 AND t.ref_id = $2::ulid AND t.deleted_on IS NULL \
+         WHERE t.tenant_id = $1 AND t.ref_id = $2 AND t.deleted_on IS NULL \
          RETURNING {select}",
         name = table.name,
         assignments = assignments.join(", "),
@@ -761,7 +767,7 @@ where
 {
     let sql = format!(
         "UPDATE {name} AS t SET {assignments} \
-         WHERE t.tenant_id = $1 AND t.ref_id = $2::ulid AND t.deleted_on IS NULL \
+         WHERE t.tenant_id = $1 AND t.ref_id = $2 AND t.deleted_on IS NULL \
          RETURNING {select}",
         name = table.name,
         assignments = assignments.join(", "),
@@ -793,7 +799,7 @@ where
     let before: R = lock(pg, tx, tenant_id, table, record_ref, if_match).await?;
     let sql = format!(
         "UPDATE {name} SET deleted_on = now() \
-         WHERE tenant_id = $1 AND ref_id = $2::ulid AND deleted_on IS NULL",
+         WHERE tenant_id = $1 AND ref_id = $2 AND deleted_on IS NULL",
         name = table.name,
     );
     pg.query(safe(sql))

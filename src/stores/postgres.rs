@@ -133,7 +133,7 @@ impl Postgres {
     /// Starts the transaction that carries one unit of work.
     pub async fn begin(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
         let _waiting = Waiting::start(&self.waiting[SERVING]);
-        self.pool.begin().await
+        begin_detached(&self.pool, None).await
     }
 
     /// Starts a read-only transaction (for reads: a query that would write
@@ -141,7 +141,7 @@ impl Postgres {
     /// sent in place of `BEGIN`: no extra round trip.
     pub async fn begin_read_only(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
         let _waiting = Waiting::start(&self.waiting[SERVING]);
-        self.pool.begin_with("BEGIN READ ONLY").await
+        begin_detached(&self.pool, Some("BEGIN READ ONLY")).await
     }
 
     /// Starts a unit of work for one tenant: a transaction whose
@@ -209,7 +209,7 @@ impl Postgres {
     /// this path: it is not, and may not be, that role (checked at boot).
     pub async fn begin_admin(&self) -> Result<Transaction<'static, Pg>, sqlx::Error> {
         let _waiting = Waiting::start(&self.waiting[ADMIN]);
-        self.admin.begin().await
+        begin_detached(&self.admin, None).await
     }
 
     /// Closes both pools, waiting for connections in use to come back.
@@ -403,6 +403,32 @@ fn unfit_serving_role(user: &str, why: &str) -> ProbeError {
             "role {user} of postgres.url could see past row-level security: {why}. Serve with \
              an ordinary role that owns nothing; strata grants it what it needs"
         ),
+    }
+}
+
+/// `BEGIN` on a connection of `pool`, in a task of its own. sqlx's begin is
+/// not cancel-safe (its issue 4393, fixed after 0.9.0): a caller dropped
+/// while the answer to `BEGIN` is in flight (a client that hung up) leaves
+/// the connection inside a transaction sqlx does not know of, the pool
+/// hands it to the next request, and that request runs inside it: after a
+/// dropped `BEGIN READ ONLY`, the next write fails. In its own task the
+/// `BEGIN` completes whatever happens to the caller, and a transaction
+/// nobody takes any more is dropped there, which rolls it back.
+async fn begin_detached(
+    pool: &PgPool,
+    statement: Option<&'static str>,
+) -> Result<Transaction<'static, Pg>, sqlx::Error> {
+    let pool = pool.clone();
+    let begun = tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    });
+    match begun.await {
+        Ok(result) => result,
+        // Only a panic in sqlx ends the task otherwise.
+        Err(e) => Err(sqlx::Error::Io(std::io::Error::other(e.to_string()))),
     }
 }
 
