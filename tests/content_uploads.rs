@@ -337,12 +337,9 @@ async fn a_version_over_the_recorded_one_is_an_orphan_and_repaired() {
     let token = api.token(Some(&tenant)).await;
     let run = onboarding_run(&api, &tenant, &token, &["scraping"]).await;
     let part = format!("/v1/tenants/{tenant}/onboarding-runs/{run}/content/scraped-text");
+    let declared = json!({"contentType": "text/plain", "size": 5, "sha256": sha256(b"first")});
     let started = api
-        .post(
-            &format!("{part}/uploads"),
-            &token,
-            json!({"contentType": "text/plain", "size": 5, "sha256": sha256(b"first")}),
-        )
+        .post(&format!("{part}/uploads"), &token, declared.clone())
         .await;
     assert_eq!(started.status, 201, "{started:?}");
     let upload = started.body["ref"].as_str().expect("ref").to_string();
@@ -359,7 +356,7 @@ async fn a_version_over_the_recorded_one_is_an_orphan_and_repaired() {
         .post(
             &format!("{part}/uploads/{upload}/confirm"),
             &token,
-            json!({"contentType": "text/plain", "size": 5, "sha256": sha256(b"first")}),
+            declared,
         )
         .await;
     assert_eq!(confirmed.status, 201, "{confirmed:?}");
