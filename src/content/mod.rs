@@ -778,6 +778,39 @@ fn md5_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
 }
 
+/// A document of this tenant (not deleted) by its ref, every key it holds
+/// checked to lie in the tenant's prefix: the validator holds this already,
+/// and a key outside the prefix is never served. `what` names the
+/// document in errors; `missing` is the answer when there is none.
+pub(crate) async fn find_document<T>(
+    content: &Content,
+    collection: &str,
+    what: &str,
+    missing: &'static str,
+    tenant_ref: &str,
+    ref_id: &str,
+    keys: impl Fn(&T) -> Vec<&str>,
+) -> Result<T, ContentError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    let found = content
+        .mongo
+        .collection::<T>(collection)
+        .find_one(
+            mongodb::bson::doc! { "tenantId": tenant_ref, "refId": ref_id, "deletedOn": null },
+        )
+        .await
+        .map_err(|e| ContentError::of_mongo(&format!("find {what}"), e))?
+        .ok_or(ContentError::NotFound(missing))?;
+    if keys(&found).iter().any(|k| !in_prefix(tenant_ref, k)) {
+        return Err(ContentError::Store(format!(
+            "{what} {ref_id} has a key outside its tenant's prefix"
+        )));
+    }
+    Ok(found)
+}
+
 /// What a document records of the object it points at besides the key:
 /// its media type and the S3 version (reads are pinned to it).
 pub fn object_metadata(stored: &Stored) -> mongodb::bson::Document {

@@ -390,25 +390,16 @@ pub async fn find(
     tenant_ref: &str,
     research_ref: &str,
 ) -> Result<ResearchDocument, ContentError> {
-    let found = content
-        .mongo()
-        .collection::<ResearchDocument>(COLLECTION)
-        .find_one(doc! { "tenantId": tenant_ref, "refId": research_ref, "deletedOn": null })
-        .await
-        .map_err(|e| ContentError::of_mongo("find onboarding research", e))?
-        .ok_or(ContentError::NotFound(
-            "the run's research document is missing",
-        ))?;
-    if found
-        .keys()
-        .iter()
-        .any(|k| !super::in_prefix(tenant_ref, k))
-    {
-        return Err(ContentError::Store(format!(
-            "onboarding research {research_ref} has a key outside its tenant's prefix"
-        )));
-    }
-    Ok(found)
+    super::find_document(
+        content,
+        COLLECTION,
+        "onboarding research",
+        "the run's research document is missing",
+        tenant_ref,
+        research_ref,
+        ResearchDocument::keys,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -228,20 +228,16 @@ pub async fn find(
     tenant_ref: &str,
     output_ref: &str,
 ) -> Result<OutputDocument, ContentError> {
-    let found = content
-        .mongo()
-        .collection::<OutputDocument>(COLLECTION)
-        .find_one(doc! { "tenantId": tenant_ref, "refId": output_ref, "deletedOn": null })
-        .await
-        .map_err(|e| ContentError::of_mongo("find activity output", e))?
-        .ok_or(ContentError::NotFound("the activity's output is missing"))?;
-    // The validator holds this already; a key outside the prefix is never served.
-    if !super::in_prefix(tenant_ref, &found.s3_key) {
-        return Err(ContentError::Store(format!(
-            "activity output {output_ref} has a key outside its tenant's prefix"
-        )));
-    }
-    Ok(found)
+    super::find_document(
+        content,
+        COLLECTION,
+        "activity output",
+        "the activity's output is missing",
+        tenant_ref,
+        output_ref,
+        |d: &OutputDocument| vec![d.s3_key.as_str()],
+    )
+    .await
 }
 
 /// Marks an output as just pointed at (its `updatedOn`), for a record

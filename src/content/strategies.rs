@@ -287,19 +287,16 @@ pub async fn find(
     tenant_ref: &str,
     content_ref: &str,
 ) -> Result<StrategyDocument, ContentError> {
-    let found = content
-        .mongo()
-        .collection::<StrategyDocument>(COLLECTION)
-        .find_one(doc! { "tenantId": tenant_ref, "refId": content_ref, "deletedOn": null })
-        .await
-        .map_err(|e| ContentError::of_mongo("find strategy content", e))?
-        .ok_or(ContentError::NotFound("the strategy's content is missing"))?;
-    if !super::in_prefix(tenant_ref, &found.s3_key) {
-        return Err(ContentError::Store(format!(
-            "strategy content {content_ref} has a key outside its tenant's prefix"
-        )));
-    }
-    Ok(found)
+    super::find_document(
+        content,
+        COLLECTION,
+        "strategy content",
+        "the strategy's content is missing",
+        tenant_ref,
+        content_ref,
+        |d: &StrategyDocument| vec![d.s3_key.as_str()],
+    )
+    .await
 }
 
 #[cfg(test)]
