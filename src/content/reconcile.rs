@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use serde::Serialize;
 
-use super::{Content, ContentError, onboarding, outputs, strategies};
+use super::{Content, ContentError, Listed, onboarding, outputs, strategies};
 use crate::stores::Failure;
 use crate::stores::postgres::Postgres;
 
@@ -208,7 +208,7 @@ pub async fn scan(
                     for version in newer {
                         report.orphans.push(Orphan {
                             tenant_ref: document.tenant_ref.clone(),
-                            what: format!("s3:{key}?versionId={}", version.id),
+                            what: format!("s3:{key}?versionId={}", version.version_id),
                             created_at: version.modified,
                         });
                     }
@@ -247,27 +247,19 @@ pub async fn scan(
     Ok(report)
 }
 
-/// One version of a key (or a delete marker), as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Version {
-    id: String,
-    modified: Option<DateTime<Utc>>,
-    delete_marker: bool,
-}
-
 /// Where a document's recorded version stands among its key's versions.
 #[derive(Debug, PartialEq, Eq)]
 enum Pinned<'a> {
     /// It is the current version (or, with none recorded, the key has one).
     Current,
     /// It is there, under these newer versions or delete markers.
-    Under(&'a [Version]),
+    Under(&'a [Listed]),
     /// It is gone (or, with none recorded, the key has no current version).
     Missing,
 }
 
 /// `versions`: newest first, as S3 lists them.
-fn pinned<'a>(versions: Option<&'a Vec<Version>>, recorded: Option<&str>) -> Pinned<'a> {
+fn pinned<'a>(versions: Option<&'a Vec<Listed>>, recorded: Option<&str>) -> Pinned<'a> {
     let Some(versions) = versions else {
         return Pinned::Missing;
     };
@@ -279,7 +271,7 @@ fn pinned<'a>(versions: Option<&'a Vec<Version>>, recorded: Option<&str>) -> Pin
     };
     match versions
         .iter()
-        .position(|v| v.id == recorded && !v.delete_marker)
+        .position(|v| v.version_id == recorded && !v.delete_marker)
     {
         Some(0) => Pinned::Current,
         Some(at) => Pinned::Under(&versions[..at]),
@@ -292,7 +284,7 @@ fn pinned<'a>(versions: Option<&'a Vec<Version>>, recorded: Option<&str>) -> Pin
 async fn list_versions(
     content: &Content,
     prefix: Option<String>,
-) -> Result<HashMap<String, Vec<Version>>, ContentError> {
+) -> Result<HashMap<String, Vec<Listed>>, ContentError> {
     let mut listed = content.versions(prefix.as_deref()).await?;
     // Versions and markers come in two lists: per key, the latest first,
     // then newest first (a stable sort keeps S3's order in a tie).
@@ -302,13 +294,9 @@ async fn list_versions(
             .then(b.latest.cmp(&a.latest))
             .then(b.modified.cmp(&a.modified))
     });
-    let mut by_key: HashMap<String, Vec<Version>> = HashMap::new();
+    let mut by_key: HashMap<String, Vec<Listed>> = HashMap::new();
     for v in listed {
-        by_key.entry(v.key).or_default().push(Version {
-            id: v.version_id,
-            modified: v.modified,
-            delete_marker: v.delete_marker,
-        });
+        by_key.entry(v.key.clone()).or_default().push(v);
     }
     Ok(by_key)
 }
@@ -576,10 +564,12 @@ mod tests {
         assert!(orphan_document("mongo:skills/x").is_none());
     }
 
-    fn version(id: &str, delete_marker: bool) -> Version {
-        Version {
-            id: id.to_string(),
+    fn version(id: &str, delete_marker: bool) -> Listed {
+        Listed {
+            key: "t/k".to_string(),
+            version_id: id.to_string(),
             modified: None,
+            latest: false,
             delete_marker,
         }
     }
