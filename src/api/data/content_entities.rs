@@ -464,8 +464,11 @@ pub async fn confirm_run_part_upload(
         .as_deref()
         .ok_or_else(|| Problem::not_found("no upload ref in the path"))?;
     let media_type = declared.check(part.media_types(), content.config().onboarding_max_bytes)?;
-    if run_writable(&run, part).is_err() && run.research_ref.is_some() {
+    if let Err(not_writable) = run_writable(&run, part) {
         // A confirm repeated after its run moved on: the same answer.
+        if run.research_ref.is_none() {
+            return Err(not_writable);
+        }
         let key = onboarding::upload_key(
             &caller.tenant_ref,
             &path.record_ref,
@@ -477,17 +480,17 @@ pub async fn confirm_run_part_upload(
         let held = onboarding::holding(content, &caller.tenant_ref, &path.record_ref, part, &key)
             .await
             .map_err(content_problem)?;
-        if let Some(stored) = held {
-            return Ok(run_part_created(
+        return match held {
+            Some(stored) => Ok(run_part_created(
                 &caller,
                 &path.record_ref,
                 wire_part,
                 &run.status,
                 stored,
-            ));
-        }
+            )),
+            None => Err(not_writable),
+        };
     }
-    run_writable(&run, part)?;
     let stored = onboarding::confirm(
         content,
         &caller.tenant_ref,
@@ -839,7 +842,7 @@ pub async fn confirm_strategy_upload(
         &[strategies::MEDIA_TYPE],
         content.config().strategy_max_bytes,
     )?;
-    if strategy_writable(&strategy).is_err() {
+    if let Err(not_writable) = strategy_writable(&strategy) {
         // A confirm repeated after the strategy moved on: the same answer.
         let done = strategies::confirmed(
             content,
@@ -849,11 +852,13 @@ pub async fn confirm_strategy_upload(
         )
         .await
         .map_err(content_problem)?;
-        if let Some(document) = done.filter(|d| strategy.content_ref.as_ref() == Some(&d.ref_id)) {
-            return Ok(strategy_created(&caller, &path.record_ref, &document));
-        }
+        return match done {
+            Some(document) if strategy.content_ref.as_ref() == Some(&document.ref_id) => {
+                Ok(strategy_created(&caller, &path.record_ref, &document))
+            }
+            _ => Err(not_writable),
+        };
     }
-    strategy_writable(&strategy)?;
     let document = strategies::confirm(
         content,
         &caller.tenant_ref,
