@@ -133,6 +133,19 @@ fn payload_document(
             ),
         ));
     }
+    // BSON keys are C strings: a NUL in one fails the whole insert in the
+    // driver, not this document, so it is refused here, for this call alone.
+    if [&call.request, &call.response]
+        .into_iter()
+        .flatten()
+        .any(has_nul_key)
+    {
+        return Err(ItemError::new(
+            "payload_refused",
+            None,
+            "object keys in request and response must not contain NUL characters".to_string(),
+        ));
+    }
     let as_bson = |value: &Option<Value>| match value {
         None => Ok(Bson::Null),
         Some(v) => bson::to_bson(v),
@@ -152,6 +165,15 @@ fn payload_document(
         "request": request,
         "response": response,
     })
+}
+
+/// Whether an object anywhere in `value` has a key with a NUL character.
+fn has_nul_key(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul_key(v)),
+        Value::Array(items) => items.iter().any(has_nul_key),
+        _ => false,
+    }
 }
 
 /// Writes the payload documents; returns the refusals by call index.
@@ -329,6 +351,18 @@ mod tests {
             request,
             response: None,
         }
+    }
+
+    #[test]
+    fn a_nul_in_a_payload_key_is_refused_for_that_call_alone() {
+        let nested = call(Some(json!({"a": [{"b\u{0}c": 1}]})));
+        let refused = payload_document("T", &nested, 1024).expect_err("a NUL key");
+        assert_eq!(refused.code, "payload_refused");
+        let in_value = call(Some(json!({"a": "b\u{0}c"})));
+        assert!(
+            payload_document("T", &in_value, 1024).is_ok(),
+            "only keys are C strings"
+        );
     }
 
     #[test]
