@@ -42,3 +42,15 @@ pub const DUPLICATE_KEY: i32 = 11000;
 
 /// MongoDB's "Document failed validation" (a collection validator).
 pub const DOCUMENT_INVALID: i32 = 121;
+
+/// Whether an object anywhere in `value` has a key with a NUL character:
+/// BSON keys are C strings, and the driver refuses the whole write.
+pub(crate) fn has_nul_key(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || has_nul_key(v))
+        }
+        serde_json::Value::Array(items) => items.iter().any(has_nul_key),
+        _ => false,
+    }
+}

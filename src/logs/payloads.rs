@@ -89,6 +89,12 @@ pub async fn append(
             ),
         });
     }
+    if super::has_nul_key(&new.payload) {
+        return Err(RecordError::InvalidField {
+            field: "payload".into(),
+            message: "object keys must not contain NUL characters".into(),
+        });
+    }
     let payload = bson::to_bson(&new.payload).map_err(|e| RecordError::InvalidField {
         field: "payload".into(),
         message: e.to_string(),

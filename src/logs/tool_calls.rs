@@ -138,7 +138,7 @@ fn payload_document(
     if [&call.request, &call.response]
         .into_iter()
         .flatten()
-        .any(has_nul_key)
+        .any(super::has_nul_key)
     {
         return Err(ItemError::new(
             "payload_refused",
@@ -165,15 +165,6 @@ fn payload_document(
         "request": request,
         "response": response,
     })
-}
-
-/// Whether an object anywhere in `value` has a key with a NUL character.
-fn has_nul_key(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul_key(v)),
-        Value::Array(items) => items.iter().any(has_nul_key),
-        _ => false,
-    }
 }
 
 /// Writes the payload documents; returns the refusals by call index.
